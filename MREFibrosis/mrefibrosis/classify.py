@@ -1,0 +1,65 @@
+"""Decide what each series of an MRE exam holds.
+
+Series names differ between sites and software versions, so names are one clue among several:
+ImageType, photometric interpretation, vendor private tags and, where headers are ambiguous,
+the pixel values themselves (see ``exam_reader.resolve_by_content``).
+"""
+
+from __future__ import annotations
+
+from .series import SeriesInfo
+
+STIFFNESS = "stiffness"
+MASKED_STIFFNESS = "masked_stiffness"
+CONFIDENCE = "confidence"
+WAVE = "wave"
+MAGNITUDE = "magnitude"
+PHASE = "phase"
+RAW_MRE = "raw_mre"
+COLOR = "color_elastogram"
+DERIVED_UNKNOWN = "derived_unknown"
+OTHER = "other"
+
+MEASURABLE = (STIFFNESS, MASKED_STIFFNESS)
+
+_STIFF_WORDS = ("stiff", "elasto", "kpa", "shear modulus", "mre map", "elastogram")
+_CONF_WORDS = ("confidence", "conf ", "conf_", "conf.", "conf-")
+_MASK_WORDS = ("mask", "95", "hatch", "conf")
+_WAVE_WORDS = ("wave",)
+
+
+def _has(text: str, words: tuple[str, ...]) -> bool:
+    padded = f" {text} "
+    return any(w in padded for w in words)
+
+
+def classify(info: SeriesInfo) -> tuple[str, str]:
+    """Return (role, reason); the reason is shown by `inspect` so users see why."""
+    name = info.description.lower()
+    image_type = set(info.image_type)
+    if info.is_color:
+        return COLOR, f"colour image ({info.photometric}, {info.samples_per_pixel} samples): shown, never measured"
+    if info.private_mre_tag.upper().replace(" ", "") == "MR-TOUCH" and "ORIGINAL" in image_type:
+        return RAW_MRE, "GE private (0019,109C) = MR-Touch on an ORIGINAL series: phase then magnitude images"
+    seq = info.sequence_name.lower()
+    component = info.complex_component.upper()
+    if "WV" in image_type:
+        return WAVE, "ImageType holds WV (Siemens wave images)"
+    if ("greMR" in info.sequence_name or "gremr" in seq or "ELASTO" in image_type) and "DERIVED" not in image_type:
+        if "P" in image_type or component == "PHASE":
+            return PHASE, "ImageType P / ComplexImageComponent PHASE on an MRE GRE acquisition"
+        if "M" in image_type or component == "MAGNITUDE":
+            return MAGNITUDE, "ImageType M / ComplexImageComponent MAGNITUDE on an MRE GRE acquisition"
+    if _has(name, _WAVE_WORDS):
+        return WAVE, "description names wave images"
+    if _has(name, _CONF_WORDS) and not _has(name, _STIFF_WORDS):
+        return CONFIDENCE, "description names a confidence map"
+    if _has(name, _STIFF_WORDS):
+        if _has(name, _MASK_WORDS):
+            return MASKED_STIFFNESS, "description names a confidence-masked elastogram"
+        return STIFFNESS, "description names a stiffness map / elastogram"
+    if "DERIVED" in image_type or "SECONDARY" in image_type:
+        return DERIVED_UNKNOWN, "derived grayscale series with an unfamiliar name: decided from pixel values"
+    if "M" in image_type and info.modality == "MR":
+        return MAGNITUDE, "ImageType M on an MR series"
+    return OTHER, "not an MRE series (no MRE ImageType, private tag or description)"

@@ -1,0 +1,125 @@
+"""`mrefibrosis` command line. Its options and output files are a documented contract (docs/cli.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import MREFibrosisError
+from .exam_reader import ReadOptions
+
+log = logging.getLogger("mrefibrosis")
+
+
+def _add_read_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reading the exam")
+    g.add_argument("--stiffness-unit", choices=["Pa", "10Pa", "kPa"], help="unit of the stored elastogram values (overrides file and vendor defaults)")
+    g.add_argument("--stiffness-series", metavar="SERIES", help="elastogram series to measure: SeriesNumber or SeriesInstanceUID")
+    g.add_argument("--confidence-series", metavar="SERIES", help="confidence series: SeriesNumber or SeriesInstanceUID")
+    g.add_argument("--study", dest="study_key", metavar="KEY", help="exam key (from 'inspect') or StudyInstanceUID when a folder holds several exams")
+    g.add_argument("--confidence-threshold", type=float, default=0.95, metavar="C", help="confidence needed for a valid pixel (default 0.95)")
+    g.add_argument("--hatch-period", type=int, metavar="PX", help="hatch period in pixels of confidence-masked elastograms (default: estimated)")
+
+
+def _read_options(args) -> ReadOptions:
+    if not 0.0 < args.confidence_threshold <= 1.0:
+        raise MREFibrosisError("--confidence-threshold must lie in (0, 1], e.g. 0.95.")
+    return ReadOptions(
+        stiffness_unit=args.stiffness_unit,
+        stiffness_series=args.stiffness_series,
+        confidence_series=args.confidence_series,
+        study=args.study_key,
+        confidence_threshold=args.confidence_threshold,
+        hatch_period_px=args.hatch_period,
+        include_identifiers=getattr(args, "include_identifiers", False),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mrefibrosis", description="Liver MR elastography: stiffness (kPa) and fibrosis stage.")
+    parser.add_argument("--version", action="version", version=f"MREFibrosis {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("measure", help="measure stiffness and stage of an exam over an ROI")
+    p.add_argument("study", metavar="STUDY", help="folder (searched recursively) holding the MRE exam")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for measurements.csv, result.json, roi.seg.nrrd")
+    p.add_argument("--roi", metavar="ROI_FILE", help=".seg.nrrd, .nrrd, .nii.gz labelmap or DICOM SEG; without it the segmenter runs")
+    p.add_argument("--preset", default="seed", metavar="NAME", help="staging preset name or JSON file (see 'mrefibrosis presets'; default seed)")
+    p.add_argument("--min-area", type=float, default=1.0, metavar="CM2", help="valid ROI area below which the result is indeterminate (default 1)")
+    p.add_argument("--include-identifiers", action="store_true", help="write patient name, ID and birth date into result.json")
+    _add_read_options(p)
+
+    p = sub.add_parser("inspect", help="list the series found and how each was classified")
+    p.add_argument("study", metavar="STUDY")
+    _add_read_options(p)
+
+    sub.add_parser("presets", help="list the staging presets with their cut-offs and sources")
+    return parser
+
+
+def cmd_measure(args) -> int:
+    from .process import process_exam, write_results
+
+    options = _read_options(args)
+    if args.min_area <= 0:
+        raise MREFibrosisError("--min-area must be positive.")
+    result = process_exam(args.study, args.roi, options, args.preset, min_area_cm2=args.min_area)
+    written = write_results(result, args.out, include_identifiers=args.include_identifiers)
+    m = result.measurement
+    if m.status == "ok":
+        stage = m.stage if m.stage is not None else "not staged"
+        log.info("exam %s: %.3f kPa (median %.3f), %.2f cm2, stage %s [%s]", result.exam.exam_key, m.mean_kpa, m.median_kpa, m.pooled.area_cm2, stage, m.preset)
+    else:
+        log.info("exam %s: indeterminate (%s)", result.exam.exam_key, "; ".join(m.messages))
+    for msg in m.messages:
+        log.warning("exam %s: %s", result.exam.exam_key, msg)
+    log.info("wrote %s", ", ".join(str(p) for p in written))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .inspect_report import inspect_report
+
+    print(inspect_report(Path(args.study), _read_options(args)))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .staging import load_presets
+
+    for name, p in load_presets().items():
+        cuts = ", ".join(f"{b.stage} >= {b.min_kpa:g}" for b in p.bands[1:])
+        print(f"{name} ({p.status}, {p.frequency_hz:g} Hz): {cuts}\n    {p.citation}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    # pydicom logs decoder tracebacks and value warnings; users get our one-line messages instead.
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    handlers = {"measure": cmd_measure, "inspect": cmd_inspect, "presets": cmd_presets}
+    try:
+        return handlers[args.command](args)
+    except MREFibrosisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; no output was written.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line for users, the traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: internal error ({type(exc).__name__}: {str(exc)[:200]}); rerun with --debug and report it.", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Stiffness statistics over an ROI, per slice and pooled over slices, as readers report them.
+
+The pooled (area-weighted) mean is the mean of all valid ROI pixels across slices: the number the
+MRE literature and the staging cut-offs refer to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .errors import RoiError
+from .exam import Exam
+from .staging import Preset, get_preset, stage_for
+
+MIN_AREA_CM2 = 1.0
+
+FLAG_OUTSIDE_CONFIDENCE = "roi_outside_confidence"
+FLAG_INVALID_EXCLUDED = "roi_invalid_pixels_excluded"
+FLAG_SMALL_AREA = "roi_area_below_minimum"
+FLAG_NO_CONFIDENCE = "no_confidence_data"
+FLAG_FREQ_UNKNOWN = "driver_frequency_unknown"
+FLAG_STAGE_REFUSED = "stage_refused_frequency"
+
+
+@dataclass
+class Stats:
+    pixels: int
+    area_cm2: float
+    mean_kpa: float | None
+    median_kpa: float | None
+    sd_kpa: float | None
+    p5_kpa: float | None
+    p25_kpa: float | None
+    p75_kpa: float | None
+    p95_kpa: float | None
+    iqr_kpa: float | None
+
+
+def compute_stats(values: np.ndarray, pixel_area_mm2: float) -> Stats:
+    values = np.asarray(values, dtype=np.float64)
+    n = int(values.size)
+    area = n * pixel_area_mm2 / 100.0
+    if n == 0:
+        return Stats(0, 0.0, None, None, None, None, None, None, None, None)
+    p5, p25, p50, p75, p95 = np.percentile(values, [5, 25, 50, 75, 95])
+    sd = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    return Stats(n, area, float(values.mean()), float(p50), sd, float(p5), float(p25), float(p75), float(p95), float(p75 - p25))
+
+
+@dataclass
+class SliceMeasurement:
+    slice: int
+    slice_location_mm: float
+    roi_pixels_drawn: int
+    outside_confidence_pixels: int
+    stats: Stats
+
+
+@dataclass
+class Measurement:
+    """What `measure` reports; `status` is 'ok' or 'indeterminate' (then no number is presented)."""
+
+    status: str
+    pooled: Stats
+    slices: list[SliceMeasurement]
+    stage: str | None
+    preset: str
+    preset_citation: str
+    flags: list[str]
+    messages: list[str]
+    exam: dict
+    software_version: str = __version__
+    identifiers: dict = field(default_factory=dict)
+
+    @property
+    def mean_kpa(self) -> float | None:
+        return self.pooled.mean_kpa if self.status == "ok" else None
+
+    @property
+    def median_kpa(self) -> float | None:
+        return self.pooled.median_kpa if self.status == "ok" else None
+
+    def to_json(self) -> dict:
+        ok = self.status == "ok"
+        pooled = asdict(self.pooled)
+        if not ok:
+            pooled = {k: (v if k in ("pixels", "area_cm2") else None) for k, v in pooled.items()}
+        out = {
+            "status": self.status,
+            "mean_kpa": self.mean_kpa,
+            "median_kpa": self.median_kpa,
+            "roi_area_cm2": self.pooled.area_cm2,
+            "stage": self.stage,
+            "preset": self.preset,
+            "preset_citation": self.preset_citation,
+            "flags": list(self.flags),
+            "messages": list(self.messages),
+            "pooled": pooled,
+            "slices": [
+                {
+                    "slice": s.slice,
+                    "slice_location_mm": s.slice_location_mm,
+                    "roi_pixels_drawn": s.roi_pixels_drawn,
+                    "outside_confidence_pixels": s.outside_confidence_pixels,
+                    **(asdict(s.stats) if ok else {"pixels": s.stats.pixels, "area_cm2": s.stats.area_cm2}),
+                }
+                for s in self.slices
+            ],
+            "exam": self.exam,
+            "software": {"name": "MREFibrosis", "version": self.software_version},
+        }
+        if self.identifiers:
+            out["identifiers"] = dict(self.identifiers)
+        return out
+
+
+def measure_roi(
+    exam: Exam,
+    roi: np.ndarray,
+    preset: Preset | str | None = None,
+    min_area_cm2: float = MIN_AREA_CM2,
+) -> Measurement:
+    """Measure exam stiffness over a boolean ROI on the exam grid (slices, rows, columns)."""
+    roi = np.asarray(roi)
+    if roi.shape != exam.stiffness_kpa.shape:
+        raise RoiError(f"ROI shape {roi.shape} differs from the elastogram {exam.stiffness_kpa.shape}; resample it onto the exam first.")
+    roi = roi.astype(bool)
+    if not isinstance(preset, Preset):
+        preset = get_preset(preset)
+    usable = roi & exam.valid
+    area_px = exam.geometry.pixel_area_mm2
+    locations = exam.geometry.slice_locations_mm
+    flags: list[str] = []
+    messages: list[str] = []
+
+    slices = []
+    outside_total = 0
+    for k in range(exam.n_slices):
+        drawn = int(roi[k].sum())
+        if drawn == 0:
+            continue
+        outside = 0
+        if exam.confidence_valid is not None:
+            outside = int((usable[k] & ~exam.confidence_valid[k]).sum())
+        outside_total += outside
+        slices.append(
+            SliceMeasurement(k, round(float(locations[k]), 3), drawn, outside, compute_stats(exam.stiffness_kpa[k][usable[k]], area_px))
+        )
+    pooled = compute_stats(exam.stiffness_kpa[usable], area_px)
+
+    excluded = int(roi.sum() - usable.sum())
+    if excluded:
+        flags.append(FLAG_INVALID_EXCLUDED)
+        messages.append(f"{excluded} ROI pixels without a valid stiffness value were left out")
+    if exam.confidence_valid is None:
+        flags.append(FLAG_NO_CONFIDENCE)
+    elif outside_total:
+        flags.append(FLAG_OUTSIDE_CONFIDENCE)
+        share = 100.0 * outside_total / max(1, pooled.pixels)
+        messages.append(f"{outside_total} ROI pixels ({share:.1f} %) lie below {exam.confidence_threshold:.0%} confidence")
+    status = "ok"
+    if pooled.area_cm2 < min_area_cm2:
+        flags.append(FLAG_SMALL_AREA)
+        messages.append(f"valid ROI area {pooled.area_cm2:.2f} cm2 is under {min_area_cm2:g} cm2: indeterminate (technical failure)")
+        status = "indeterminate"
+    stage = None
+    if status == "ok":
+        if exam.driver_frequency_hz is None:
+            flags.append(FLAG_FREQ_UNKNOWN)
+        stage, refusal = stage_for(pooled.mean_kpa, preset, exam.driver_frequency_hz)
+        if refusal:
+            flags.append(FLAG_STAGE_REFUSED)
+            messages.append(f"not staged: {refusal}")
+    return Measurement(
+        status=status,
+        pooled=pooled,
+        slices=slices,
+        stage=stage,
+        preset=preset.name,
+        preset_citation=preset.citation,
+        flags=flags,
+        messages=messages,
+        exam=exam.summary(),
+        identifiers=dict(exam.identifiers),
+    )

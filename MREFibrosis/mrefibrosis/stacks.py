@@ -1,0 +1,167 @@
+"""Decode a series into a (slices, rows, columns) stack placed in patient space."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from .dicom_files import PixelLimits, read_pixels
+from .errors import PixelDataError, SeriesError
+from .geometry import Geometry, build_geometry
+from .series import InstanceRef, SeriesInfo
+
+
+@dataclass
+class Stack:
+    """Stored (not rescaled) pixel values of one series, sorted along the slice normal."""
+
+    info: SeriesInfo
+    stored: np.ndarray  # (slices, rows, columns), original dtype where possible
+    geometry: Geometry
+    headers: list[Dataset]  # one per slice, same order
+
+
+@dataclass
+class _Plane:
+    position: np.ndarray
+    orientation: np.ndarray
+    spacing: tuple[float, float]
+    thickness: float | None
+    image: np.ndarray
+    header: Dataset
+    instance_number: int
+
+
+def _floats(value, n: int, what: str, label: str) -> np.ndarray:
+    try:
+        arr = np.array([float(v) for v in value], dtype=float)
+    except Exception:
+        raise SeriesError(f"{label}: {what} holds an invalid number; the geometry cannot be used.") from None
+    if arr.shape != (n,):
+        raise SeriesError(f"{label}: {what} must hold {n} numbers, found {arr.size}.")
+    return arr
+
+
+def _optional_float(value) -> float | None:
+    try:
+        return None if value in (None, "") else float(value)
+    except Exception:
+        return None
+
+
+def _planes_of(ds: Dataset, image: np.ndarray, label: str, instance_number: int) -> list[_Plane]:
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        for name in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
+            if ds.get(name) in (None, ""):
+                raise SeriesError(f"{label}: an image lacks {name}; without it the ROI cannot be placed or its area computed.")
+        return [
+            _Plane(
+                _floats(ds.ImagePositionPatient, 3, "ImagePositionPatient", label),
+                _floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", label),
+                tuple(_floats(ds.PixelSpacing, 2, "PixelSpacing", label)),
+                _optional_float(ds.get("SliceThickness")),
+                image if image.ndim == 2 else image[0],
+                ds,
+                instance_number,
+            )
+        ]
+    # Enhanced multi-frame: geometry lives in functional groups.
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(per_frame) != frames:
+        raise SeriesError(f"{label}: multi-frame image without per-frame positions; cannot place its slices.")
+    images = image.reshape((frames,) + image.shape[-2:])
+    planes = []
+    for f in range(frames):
+        item = per_frame[f]
+
+        def group(name: str):
+            g = item.get(name) or shared.get(name)
+            return g[0] if g else None
+
+        pos = group("PlanePositionSequence")
+        ori = group("PlaneOrientationSequence")
+        meas = group("PixelMeasuresSequence")
+        if pos is None or ori is None or meas is None:
+            raise SeriesError(f"{label}: frame {f + 1} lacks plane position, orientation or pixel spacing.")
+        planes.append(
+            _Plane(
+                _floats(pos.ImagePositionPatient, 3, "ImagePositionPatient", label),
+                _floats(ori.ImageOrientationPatient, 6, "ImageOrientationPatient", label),
+                tuple(_floats(meas.PixelSpacing, 2, "PixelSpacing", label)),
+                _optional_float(meas.get("SliceThickness")),
+                images[f],
+                ds,
+                instance_number * 10000 + f,
+            )
+        )
+    return planes
+
+
+def load_stack(
+    info: SeriesInfo,
+    limits: PixelLimits,
+    instances: list[InstanceRef] | None = None,
+    average_same_position: bool = False,
+) -> Stack:
+    """Decode the series; images sharing a position are averaged (magnitude) or refused (maps)."""
+    label = info.label
+    planes: list[_Plane] = []
+    refs = instances if instances is not None else info.instances
+    if not refs:
+        raise SeriesError(f"{label}: no images.")
+    for n, ref in enumerate(refs):
+        ds, arr = read_pixels(ref.path, limits)
+        if arr.ndim == 3 and int(ds.get("SamplesPerPixel", 1) or 1) == 3:
+            raise PixelDataError(f"{label}: colour (RGB) images cannot be measured; select the grayscale elastogram series.")
+        planes.extend(_planes_of(ds, arr, label, ref.instance_number if ref.instance_number is not None else n))
+    first = planes[0]
+    for p in planes[1:]:
+        if p.image.shape != first.image.shape:
+            raise SeriesError(f"{label}: images of different sizes ({first.image.shape} and {p.image.shape}) in one series.")
+        if np.max(np.abs(p.orientation - first.orientation)) > 1e-3:
+            raise SeriesError(f"{label}: images with different orientations in one series; select one stack.")
+        if np.max(np.abs(np.subtract(p.spacing, first.spacing))) > 1e-4:
+            raise SeriesError(f"{label}: images with different pixel spacings in one series.")
+    if average_same_position:
+        planes = _average_same_position(planes, first.orientation)
+    rows, cols = first.image.shape
+    geom, order = build_geometry(
+        [p.position for p in planes], first.orientation, first.spacing, rows, cols, first.thickness, label
+    )
+    stored = np.stack([planes[i].image for i in order])
+    return Stack(info=info, stored=stored, geometry=geom, headers=[planes[i].header for i in order])
+
+
+def _average_same_position(planes: list[_Plane], orientation: np.ndarray) -> list[_Plane]:
+    normal = np.cross(orientation[:3], orientation[3:6])
+    groups: dict[int, list[_Plane]] = {}
+    for p in planes:
+        groups.setdefault(int(round(float(p.position @ normal) * 10)), []).append(p)
+    out = []
+    for members in groups.values():
+        mean = np.mean([m.image.astype(np.float32) for m in members], axis=0)
+        m0 = members[0]
+        out.append(_Plane(m0.position, m0.orientation, m0.spacing, m0.thickness, mean, m0.header, m0.instance_number))
+    return out
+
+
+def align_to(reference: Geometry, stack: Stack) -> list[int | None]:
+    """Index of the stack slice that lies on each reference slice (same grid), or None."""
+    g = stack.geometry
+    if (g.rows, g.columns) != (reference.rows, reference.columns):
+        return [None] * reference.n_slices
+    if np.max(np.abs(g.row_direction - reference.row_direction)) > 1e-3 or np.max(
+        np.abs(g.column_direction - reference.column_direction)
+    ) > 1e-3:
+        return [None] * reference.n_slices
+    tol = 0.5 * min(reference.row_spacing_mm, reference.column_spacing_mm)
+    out: list[int | None] = []
+    for k in range(reference.n_slices):
+        d = np.linalg.norm(g.positions - reference.positions[k], axis=1)
+        j = int(np.argmin(d))
+        out.append(j if d[j] <= tol else None)
+    return out

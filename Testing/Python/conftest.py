@@ -1,0 +1,18 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fixtures import make_ge_exam, make_siemens_exam  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ge_exam(tmp_path_factory):
+    return make_ge_exam(tmp_path_factory.mktemp("ge"))
+
+
+@pytest.fixture(scope="session")
+def siemens_exam(tmp_path_factory):
+    return make_siemens_exam(tmp_path_factory.mktemp("siemens"))

@@ -1,0 +1,104 @@
+"""The `mrefibrosis` command line contract: files, columns, exit codes, privacy."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mrefibrosis.cli import main
+from mrefibrosis.exam_reader import read_exam
+from mrefibrosis.roi_io import write_seg_nrrd
+
+
+def run_cli(*args):
+    """Run the real console entry point in a subprocess, as users do."""
+    proc = subprocess.run([sys.executable, "-m", "mrefibrosis", *map(str, args)], capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def roi_file(ge_exam, tmp_path_factory):
+    exam = read_exam(ge_exam.path)
+    roi = np.zeros(exam.geometry.shape, bool)
+    roi[:, 22:34, 14:28] = True  # inside the high-confidence patch on every slice
+    roi[0] = False
+    path = tmp_path_factory.mktemp("roi") / "reader.seg.nrrd"
+    write_seg_nrrd(path, roi, exam.geometry)
+    return path, roi
+
+
+def test_measure_with_roi_reproduces_pooled_mean(tmp_path, ge_exam, roi_file):
+    path, roi = roi_file
+    out = tmp_path / "out"
+    code, _, err = run_cli("measure", ge_exam.path, "--out", out, "--roi", path)
+    assert code == 0, err
+    s = ge_exam.stiffness_pa
+    valid = (s != 0) & (s != 32766)
+    expected = s[roi & valid].astype(float).mean() / 1000.0
+    result = json.loads((out / "result.json").read_text())
+    assert result["mean_kpa"] == pytest.approx(expected, rel=1e-3)
+    assert result["median_kpa"] == pytest.approx(np.median(s[roi & valid]) / 1000.0, rel=1e-3)
+    assert result["status"] == "ok" and result["preset"] == "seed"
+    assert result["stage"] == (">=F2" if round(expected, 2) >= 2.8 else "F0-F1")
+    assert result["software"]["version"]
+    assert result["roi_area_cm2"] == pytest.approx((roi & valid).sum() * 6.25 * 6.25 / 100)
+    rows = list(csv.DictReader((out / "measurements.csv").open()))
+    assert [r["slice"] for r in rows] == ["1", "2", "3", "all"]
+    for col in ("slice_location_mm", "roi_pixels", "roi_area_cm2", "mean_kpa", "median_kpa", "sd_kpa"):
+        assert col in rows[0]
+    for r in rows[:-1]:
+        k = int(r["slice"])
+        assert float(r["mean_kpa"]) == pytest.approx(s[k][roi[k] & valid[k]].mean() / 1000.0, rel=1e-3)
+    assert rows[-1]["stage"] == result["stage"] and rows[-1]["preset"] == "seed"
+    assert (out / "roi.seg.nrrd").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["measurements.csv", "result.json", "roi.seg.nrrd"]
+    # the ROI written back is the one measured: measuring it again gives the same number
+    out2 = tmp_path / "again"
+    assert run_cli("measure", ge_exam.path, "--out", out2, "--roi", out / "roi.seg.nrrd")[0] == 0
+    assert json.loads((out2 / "result.json").read_text())["mean_kpa"] == pytest.approx(result["mean_kpa"], rel=1e-9)
+
+
+def test_no_patient_identifiers_by_default(tmp_path, ge_exam, roi_file):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli("measure", ge_exam.path, "--out", out, "--roi", roi_file[0])
+    assert code == 0
+    everything = stdout + err + "".join(p.read_bytes().decode("latin-1") for p in out.iterdir())
+    for secret in ("PID-SECRET-123", "DOE", "JANE"):
+        assert secret not in everything
+    code, _, _ = run_cli("measure", ge_exam.path, "--out", tmp_path / "ids", "--roi", roi_file[0], "--include-identifiers")
+    assert json.loads((tmp_path / "ids" / "result.json").read_text())["identifiers"]["PatientID"] == "PID-SECRET-123"
+
+
+def test_without_roi_says_what_to_do(tmp_path, ge_exam):
+    code, _, err = run_cli("measure", ge_exam.path, "--out", tmp_path / "o")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error:") and "--roi" in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_preset_and_unknown_preset(tmp_path, ge_exam, roi_file):
+    assert main(["-q", "measure", str(ge_exam.path), "--out", str(tmp_path / "a"), "--roi", str(roi_file[0]), "--preset", "radelement"]) == 0
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["preset"] == "radelement"
+    assert main(["-q", "measure", str(ge_exam.path), "--out", str(tmp_path / "b"), "--roi", str(roi_file[0]), "--preset", "nope"]) == 2
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_inspect_lists_series_and_reasons(ge_exam):
+    code, out, err = run_cli("inspect", ge_exam.path)
+    assert code == 0, err
+    assert "-> stiffness" in out and "-> confidence" in out and "-> raw_mre" in out
+    assert "usable: GE, 4 slices" in out and "60 Hz" in out
+    assert "PID-SECRET-123" not in out
+
+
+def test_failed_run_leaves_previous_results_and_no_partial_files(tmp_path, ge_exam, roi_file):
+    out = tmp_path / "out"
+    assert main(["-q", "measure", str(ge_exam.path), "--out", str(out), "--roi", str(roi_file[0])]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "bad.seg.nrrd"
+    bad.write_bytes(b"garbage")
+    assert main(["-q", "measure", str(ge_exam.path), "--out", str(out), "--roi", str(bad)]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

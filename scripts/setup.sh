@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up everything MREFibrosis needs on a fresh Debian/Ubuntu machine: a virtual environment in
+# .venv with the pinned torch build first, then the engine with its model and test extras, and the
+# DICOM validators (dicom3tools, dcmtk) when apt is available. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+
+# torch first, pinned: PyPI's torchvision does not import beside the CPU-only torch 2.13 wheel.
+if ! "$VPY" -c "import torch, torchvision; assert torch.__version__.startswith('2.14.1') and torchvision.__version__.startswith('0.29.1')" 2>/dev/null; then
+  "$VPY" -m pip install -q torch==2.14.1 torchvision==0.29.1
+fi
+"$VPY" -m pip install -q -e ".[model,test]"
+
+need_apt=()
+command -v dciodvfy >/dev/null 2>&1 || need_apt+=(dicom3tools)
+command -v dcmdump >/dev/null 2>&1 || need_apt+=(dcmtk)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${need_apt[@]}" >/dev/null; }
+  else
+    echo "note: install ${need_apt[*]} (Debian packages) for the DICOM validator checks" >&2
+  fi
+fi
