@@ -113,6 +113,7 @@ def _base_dataset(ctx: StudyContext, spec: SeriesSpec, sop_uid: str) -> Dataset:
     ds.FrameOfReferenceUID = ctx.frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
     ds.BodyPartExamined = "LIVER"
+    ds.PatientPosition = "HFS"
     ds.ImageType = spec.image_type
     ds.ScanningSequence = "GR"
     ds.SequenceVariant = "SP"

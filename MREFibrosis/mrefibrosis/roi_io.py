@@ -248,6 +248,11 @@ def write_seg_nrrd(path: str | os.PathLike, roi: np.ndarray, geometry: Geometry,
     tmp = path.with_name(f".{path.name}.partial.nrrd")
     try:
         nrrd.write(str(tmp), data, header, index_order="F")
+        # drop pynrrd's dated comment lines so that the same ROI always gives the same bytes
+        raw = tmp.read_bytes()
+        head, sep, body = raw.partition(b"\n\n")
+        head = b"\n".join(line for line in head.split(b"\n") if not line.startswith(b"#"))
+        tmp.write_bytes(head + sep + body)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
