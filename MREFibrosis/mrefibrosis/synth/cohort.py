@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -14,6 +15,9 @@ from ..outputs import atomic_write_text
 from .export import GE_SETTINGS, SIEMENS_SETTINGS, make_exam, vendor_arrays
 from .preview import save_png, sheet
 from .simulate import STAGE_MEAN_KPA, reader_roi, simulate_exam
+
+
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def parse_stage_mix(text: str | None) -> dict[str, float] | None:
@@ -50,11 +54,22 @@ def generate_cohort(out: Path, n: int, seed: int, vendor: str, stage_mix: dict |
             if log:
                 log(len(truths), n)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for t in pool.map(_one, jobs, chunksize=1):
-                truths.append(t)
-                if log:
-                    log(len(truths), n)
+        # One BLAS thread per process: SuperLU's dense kernels otherwise oversubscribe the cores
+        # (4x slower on 2 cores). Spawned workers read these variables when they load numpy.
+        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+        os.environ.update({k: "1" for k in _THREAD_VARS})
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for t in pool.map(_one, jobs, chunksize=1):
+                    truths.append(t)
+                    if log:
+                        log(len(truths), n)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     lines = ["exam,vendor,status,reader_kpa,liver_kpa_true,stage_seed,failure"]
     for i, t in enumerate(truths):
         reader = "" if t["reader_kpa"] is None else f"{t['reader_kpa']:.4f}"

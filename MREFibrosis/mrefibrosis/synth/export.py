@@ -90,6 +90,7 @@ def write_exam(out_dir: str | os.PathLike, exam: SynthExam, vendor: str, key: st
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     rng = np.random.default_rng(exam.seed + 7)
+    arrays = vendor_arrays(exam, vendor, rng)  # first, so that the preview sheet draws the same hatch
     st = exam.settings
     n = exam.labels.shape[0]
     stack = axial_stack(n, st.rows, st.cols, st.spacing_mm, st.thickness_mm, st.step_mm - st.thickness_mm, z0=float(rng.uniform(-40, 40)))
@@ -97,7 +98,6 @@ def write_exam(out_dir: str | os.PathLike, exam: SynthExam, vendor: str, key: st
     ctx = StudyContext(key=key, manufacturer="GE MEDICAL SYSTEMS" if vendor == "ge" else "SIEMENS",
                        model="OPTIMA MR360" if vendor == "ge" else "MAGNETOM Aera", patient_id=f"SYN-{key}"[:64],
                        patient_name=f"SYNTHETIC^{key}"[:64], sex=sex, age=f"{int(rng.integers(25, 80)):03d}Y")
-    arrays = vendor_arrays(exam, vendor, rng)
     mag = np.clip(exam.magnitude * 1000, 0, 32000)
     if vendor == "ge":
         write_ge_exam(tmp / "dicom", ctx, stack, arrays["stiffness_pa"], arrays["confidence_x1000"], magnitude=mag.astype(np.int16),

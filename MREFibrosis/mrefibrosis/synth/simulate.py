@@ -82,6 +82,10 @@ def draw_stage(rng: np.random.Generator, mix: dict[str, float] | None) -> tuple[
     return stage, kpa
 
 
+LIVER_HETEROGENEITY = 0.10  # SD of smooth within-slice variation (fibrosis is patchy)
+SLICE_TO_SLICE = 0.06  # SD of a per-slice factor
+
+
 def _shear_modulus(labels, liver_kpa, loss, rng):
     mag = np.zeros(labels.shape)
     eta = np.zeros(labels.shape)
@@ -89,7 +93,8 @@ def _shear_modulus(labels, liver_kpa, loss, rng):
         sel = labels == t
         mag[sel], eta[sel] = g, e
     liver = labels == A.LIVER
-    mag[liver] = liver_kpa * (1.0 + 0.05 * _smooth_noise(rng, labels.shape, 12))[liver]
+    field = liver_kpa * (1.0 + SLICE_TO_SLICE * rng.normal()) * (1.0 + LIVER_HETEROGENEITY * _smooth_noise(rng, labels.shape, 10))
+    mag[liver] = np.clip(field, 0.5 * liver_kpa, 2.0 * liver_kpa)[liver]
     eta[liver] = loss
     spleen = labels == A.SPLEEN
     mag[spleen], eta[spleen] = 4.5 + 0.5 * (liver_kpa - 2.0), 0.3
