@@ -25,6 +25,23 @@ def _add_read_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hatch-period", type=int, metavar="PX", help="hatch period in pixels of confidence-masked elastograms (default: estimated)")
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("segmenter")
+    g.add_argument("--model", metavar="FILE", help="model file (.mrefmodel); default: the shipped model or $MREFIBROSIS_MODEL")
+    g.add_argument("--device", default="auto", metavar="D", help="auto (CUDA when available), cpu or cuda[:N]")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="auto uses reduced precision only where the model file says it was validated")
+    g.add_argument("--tta", action="store_true", help="flip test-time augmentation; reports an agreement score per exam")
+
+
+def _segmenter(args):
+    from .model.segmenter import Segmenter
+
+    seg = Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta)
+    d = seg.describe()
+    log.info("model %s (%s, %s) on %s, %s", d["file"], d["architecture"], d["model_version"], d["device"], d["precision"])
+    return seg
+
+
 def _read_options(args) -> ReadOptions:
     if not 0.0 < args.confidence_threshold <= 1.0:
         raise MREFibrosisError("--confidence-threshold must lie in (0, 1], e.g. 0.95.")
@@ -46,13 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("measure", help="measure stiffness and stage of an exam over an ROI")
-    p.add_argument("study", metavar="STUDY", help="folder (searched recursively) holding the MRE exam")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for measurements.csv, result.json, roi.seg.nrrd")
+    p = sub.add_parser("measure", help="measure stiffness and stage of an exam over an ROI (given, or from the segmenter)")
+    p.add_argument("study", metavar="STUDY", nargs="+", help="folder(s) (searched recursively) holding MRE exams")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for measurements.csv, result.json, roi.seg.nrrd (DIR/<exam key>/ for several exams)")
     p.add_argument("--roi", metavar="ROI_FILE", help=".seg.nrrd, .nrrd, .nii.gz labelmap or DICOM SEG; without it the segmenter runs")
+    _add_model_options(p)
     p.add_argument("--preset", default="seed", metavar="NAME", help="staging preset name or JSON file (see 'mrefibrosis presets'; default seed)")
     p.add_argument("--min-area", type=float, default=1.0, metavar="CM2", help="valid ROI area below which the result is indeterminate (default 1)")
     p.add_argument("--include-identifiers", action="store_true", help="write patient name, ID and birth date into result.json")
+    _add_read_options(p)
+
+    p = sub.add_parser("segment", help="segment the liver ROI of exams with a model file")
+    p.add_argument("study", metavar="STUDY", nargs="+", help="folder(s) (searched recursively) holding MRE exams")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for roi.seg.nrrd and segmentation.json (DIR/<exam key>/ for several exams)")
+    _add_model_options(p)
     _add_read_options(p)
 
     p = sub.add_parser("inspect", help="list the series found and how each was classified")
@@ -78,8 +102,35 @@ def cmd_measure(args) -> int:
     options = _read_options(args)
     if args.min_area <= 0:
         raise MREFibrosisError("--min-area must be positive.")
-    result = process_exam(args.study, args.roi, options, args.preset, min_area_cm2=args.min_area)
+    if args.roi is None:
+        return _measure_with_segmenter(args, options)
+    if len(args.study) != 1:
+        raise MREFibrosisError("--roi belongs to one exam: give a single STUDY folder with it.")
+    result = process_exam(args.study[0], args.roi, options, args.preset, min_area_cm2=args.min_area)
     written = write_results(result, args.out, include_identifiers=args.include_identifiers)
+    _log_result(result)
+    log.info("wrote %s", ", ".join(str(p) for p in written))
+    return 0
+
+
+def _measure_with_segmenter(args, options) -> int:
+    from .process import process_many
+    from .staging import get_preset
+
+    preset = get_preset(args.preset)  # refuse a bad preset before loading the model
+    seg = _segmenter(args)
+    failed = 0
+    for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers):
+        if outcome.error:
+            failed += 1
+            print(f"error: exam {outcome.exam_key}: {outcome.error}", file=sys.stderr)
+            continue
+        _log_result(outcome.result)
+        log.info("exam %s: results in %s", outcome.exam_key, outcome.out_dir)
+    return 2 if failed else 0
+
+
+def _log_result(result) -> None:
     m = result.measurement
     if m.status == "ok":
         stage = m.stage if m.stage is not None else "not staged"
@@ -88,8 +139,40 @@ def cmd_measure(args) -> int:
         log.info("exam %s: indeterminate (%s)", result.exam.exam_key, "; ".join(m.messages))
     for msg in m.messages:
         log.warning("exam %s: %s", result.exam.exam_key, msg)
-    log.info("wrote %s", ", ".join(str(p) for p in written))
-    return 0
+
+
+def cmd_segment(args) -> int:
+    import json
+
+    from .exam import exam_key_for
+    from .exam_reader import build_exam, find_exams
+    from .outputs import staged_outputs
+    from .roi_io import write_seg_nrrd
+
+    options = _read_options(args)
+    exams = find_exams(args.study, options)
+    seg = _segmenter(args)
+    failed = 0
+    for study_uid, series in exams:
+        key = exam_key_for(study_uid)
+        target = Path(args.out) if len(exams) == 1 else Path(args.out) / key
+        try:
+            exam = build_exam(study_uid, series, options)
+            s = seg.segment(exam)
+        except MREFibrosisError as exc:
+            if len(exams) == 1:
+                raise
+            failed += 1
+            print(f"error: exam {key}: {exc}", file=sys.stderr)
+            continue
+        area = float(s.roi.sum() * exam.geometry.pixel_area_mm2 / 100.0)
+        info = {"exam_key": key, "roi_area_cm2": area, "tta_agreement": s.tta_agreement, "seconds": round(s.seconds, 3), "model": seg.describe()}
+        with staged_outputs(target) as out:
+            write_seg_nrrd(out.path("roi.seg.nrrd"), s.roi, exam.geometry)
+            out.path("segmentation.json").write_text(json.dumps(info, indent=2) + "\n")
+        tta = f", TTA agreement {s.tta_agreement:.3f}" if s.tta_agreement is not None else ""
+        log.info("exam %s: ROI %.2f cm2%s -> %s", key, area, tta, target)
+    return 2 if failed else 0
 
 
 def cmd_inspect(args) -> int:
@@ -135,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     # pydicom logs decoder tracebacks and value warnings; users get our one-line messages instead.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    handlers = {"measure": cmd_measure, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth}
+    handlers = {"measure": cmd_measure, "segment": cmd_segment, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth}
     try:
         return handlers[args.command](args)
     except MREFibrosisError as exc:

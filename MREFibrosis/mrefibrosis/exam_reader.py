@@ -71,18 +71,38 @@ def mre_studies(scan: ScanResult, options: ReadOptions) -> dict[str, list[Series
     return out
 
 
+def _no_exam_error(scan: ScanResult) -> ExamNotFoundError:
+    colour = any(s.role == roles.COLOR for s in scan.series)
+    hint = " (only colour elastograms were found; export the grayscale series)" if colour else ""
+    return ExamNotFoundError(
+        f"no MRE elastogram series found in {scan.root.name or scan.root}{hint}; "
+        "run 'mrefibrosis inspect' on it to see how each series was classified, "
+        "then name the series with --stiffness-series if needed."
+    )
+
+
+def find_exams(paths, options: ReadOptions) -> list[tuple[str, list[SeriesInfo]]]:
+    """Every MRE exam below the given folders, in path order (for runs over many exams)."""
+    found: list[tuple[str, list[SeriesInfo]]] = []
+    for path in paths:
+        scan = scan_folder(path)
+        studies = mre_studies(scan, options)
+        if options.study:
+            studies = {k: v for k, v in studies.items() if options.study in (k, exam_key_for(k))}
+        if not studies and len(paths) == 1:
+            raise _no_exam_error(scan)
+        found.extend(sorted(studies.items(), key=lambda kv: exam_key_for(kv[0])))
+    if not found:
+        raise ExamNotFoundError("no MRE exam found in the given folders; run 'mrefibrosis inspect' on one of them.")
+    return found
+
+
 def choose_study(scan: ScanResult, options: ReadOptions) -> tuple[str, list[SeriesInfo]]:
     studies = mre_studies(scan, options)
     if options.study:
         studies = {k: v for k, v in studies.items() if options.study in (k, exam_key_for(k))}
     if not studies:
-        colour = any(s.role == roles.COLOR for s in scan.series)
-        hint = " (only colour elastograms were found; export the grayscale series)" if colour else ""
-        raise ExamNotFoundError(
-            f"no MRE elastogram series found in {scan.root.name or scan.root}{hint}; "
-            "run 'mrefibrosis inspect' on it to see how each series was classified, "
-            "then name the series with --stiffness-series if needed."
-        )
+        raise _no_exam_error(scan)
     if len(studies) > 1:
         keys = ", ".join(exam_key_for(k) for k in studies)
         raise ExamNotFoundError(

@@ -57,11 +57,59 @@ def process_exam(
     elif segmenter is not None:
         roi = np.asarray(segmenter(exam), dtype=bool)
         source = "automatic segmentation"
+        describe = getattr(segmenter, "describe", None)
+        seg_info = describe() if callable(describe) else {}
     else:
         raise RoiError("no ROI given and no segmentation model is available yet; pass --roi ROI_FILE (.seg.nrrd, .nrrd, .nii.gz or DICOM SEG).")
     measurement = measure_roi(exam, roi, preset, min_area_cm2)
     measurement.exam["roi_source"] = source
+    if roi_path is None and segmenter is not None:
+        measurement.exam["segmentation"] = seg_info
     return ExamResult(exam, roi, source, measurement)
+
+
+@dataclass
+class ExamOutcome:
+    """One exam of a multi-exam run: its key, where its files went, and the result or the error."""
+
+    exam_key: str
+    out_dir: Path
+    result: ExamResult | None
+    error: str | None
+
+
+def process_many(
+    paths: list,
+    out_dir: str | os.PathLike,
+    options: ReadOptions = ReadOptions(),
+    preset: Preset | str | None = None,
+    segmenter: Segmenter | None = None,
+    min_area_cm2: float = MIN_AREA_CM2,
+    include_identifiers: bool = False,
+):
+    """Measure every exam below `paths` with one loaded segmenter; yields an outcome per exam.
+
+    One exam writes into out_dir itself; several write into out_dir/<exam key>/ (a hash, never a
+    DICOM value). A failing exam is reported and the run goes on.
+    """
+    from .exam_reader import build_exam, find_exams
+    from .exam import exam_key_for
+    from .errors import MREFibrosisError
+
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    exams = find_exams(paths, options)
+    for study_uid, series in exams:
+        key = exam_key_for(study_uid)
+        target = Path(out_dir) if len(exams) == 1 else Path(out_dir) / key
+        try:
+            exam = build_exam(study_uid, series, options)
+            result = process_exam(exam, None, options, preset, segmenter, min_area_cm2)
+            write_results(result, target, include_identifiers)
+            yield ExamOutcome(key, target, result, None)
+        except MREFibrosisError as exc:
+            if len(exams) == 1:
+                raise
+            yield ExamOutcome(key, target, None, str(exc))
 
 
 def _fmt(value) -> str:

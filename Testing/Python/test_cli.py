@@ -72,10 +72,11 @@ def test_no_patient_identifiers_by_default(tmp_path, ge_exam, roi_file):
     assert json.loads((tmp_path / "ids" / "result.json").read_text())["identifiers"]["PatientID"] == "PID-SECRET-123"
 
 
-def test_without_roi_says_what_to_do(tmp_path, ge_exam):
-    code, _, err = run_cli("measure", ge_exam.path, "--out", tmp_path / "o")
+def test_without_roi_or_model_says_what_to_do(tmp_path, ge_exam, monkeypatch):
+    monkeypatch.delenv("MREFIBROSIS_MODEL", raising=False)
+    code, _, err = run_cli("measure", ge_exam.path, "--out", tmp_path / "o", "--model", tmp_path / "missing.mrefmodel")
     assert code == 2
-    assert err.count("\n") == 1 and err.startswith("error:") and "--roi" in err
+    assert err.count("\n") == 1 and err.startswith("error:") and "--model" in err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 

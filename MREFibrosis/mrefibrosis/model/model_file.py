@@ -1,0 +1,124 @@
+"""One self-contained model file: weights plus metadata, protected by a SHA-256.
+
+Layout: a magic line, the hex SHA-256 of the payload, then the payload (``torch.save`` of plain
+metadata and a state dict). Loading verifies the checksum and uses ``weights_only=True``, so a
+tampered or corrupt file is refused and no pickled code can run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..errors import MREFibrosisError
+
+MAGIC = b"MREFIBROSIS-MODEL 1\n"
+SUFFIX = ".mrefmodel"
+
+
+class ModelFileError(MREFibrosisError):
+    """A model file is missing, corrupt, tampered with, or does not match this software."""
+
+
+@dataclass
+class Preprocessing:
+    """How exams become network input; a model is refused when this does not match the code."""
+
+    kind: str = "confidence_masked_elastogram"
+    window_kpa: tuple[float, float] = (0.0, 8.0)  # window 400/800 in 10 Pa units
+    hatch_period_px: int = 8
+    hatch_width_px: int = 1
+    hatch_cross: bool = True
+    hatch_value: float = 1.0  # display maximum
+    input_size: int = 512
+    resize: str = "bilinear"
+    channels: tuple[str, ...] = ("elastogram",)  # optionally "magnitude"
+
+
+@dataclass
+class ModelInfo:
+    architecture: str
+    preprocessing: Preprocessing
+    base_channels: int = 64
+    threshold: float = 0.5
+    min_piece_cm2: float = 1.0
+    validated_precisions: tuple[str, ...] = ("fp32",)
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    software_version: str = __version__
+    model_version: str = "untrained"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["preprocessing"]["window_kpa"] = list(d["preprocessing"]["window_kpa"])
+        d["preprocessing"]["channels"] = list(d["preprocessing"]["channels"])
+        d["validated_precisions"] = list(d["validated_precisions"])
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "ModelInfo":
+        pre = dict(d["preprocessing"])
+        pre["window_kpa"] = tuple(pre["window_kpa"])
+        pre["channels"] = tuple(pre["channels"])
+        known = set(Preprocessing.__dataclass_fields__)
+        unknown = set(pre) - known
+        if unknown:
+            raise ModelFileError(f"model preprocessing uses {sorted(unknown)}, which this version does not know; update MREFibrosis.")
+        out = dict(d)
+        out["preprocessing"] = Preprocessing(**pre)
+        out["validated_precisions"] = tuple(d.get("validated_precisions", ("fp32",)))
+        return ModelInfo(**{k: v for k, v in out.items() if k in ModelInfo.__dataclass_fields__})
+
+
+SUPPORTED_PREPROCESSING = {"confidence_masked_elastogram"}
+SUPPORTED_CHANNELS = {"elastogram", "magnitude"}
+
+
+def save_model(path: str | os.PathLike, model, info: ModelInfo, half: bool = True) -> str:
+    """Write the model file atomically; returns its payload SHA-256."""
+    import torch
+
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"metadata": info.to_dict(), "state_dict": state}, buf)
+    payload = buf.getvalue()
+    digest = hashlib.sha256(payload).hexdigest()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "wb") as fh:
+        fh.write(MAGIC + digest.encode() + b"\n" + payload)
+    os.replace(tmp, path)
+    return digest
+
+
+def read_model_file(path: str | os.PathLike) -> tuple[ModelInfo, dict, str]:
+    """(metadata, state dict, sha256) after verifying the checksum."""
+    import torch
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file {path} ({exc.strerror or exc}); pass an existing --model FILE.") from None
+    if not raw.startswith(MAGIC):
+        raise ModelFileError(f"{path.name} is not an MREFibrosis model file; pass a {SUFFIX} file written by 'mrefibrosis train'.")
+    head, _, payload = raw[len(MAGIC):].partition(b"\n")
+    digest = hashlib.sha256(payload).hexdigest()
+    if head.decode("ascii", "replace") != digest:
+        raise ModelFileError(f"{path.name}: SHA-256 mismatch, the file is corrupt or was modified; copy it again.")
+    try:
+        blob = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        info = ModelInfo.from_dict(blob["metadata"])
+        state = blob["state_dict"]
+    except ModelFileError:
+        raise
+    except Exception as exc:
+        raise ModelFileError(f"{path.name}: unreadable model payload ({type(exc).__name__}); copy the file again.") from None
+    pre = info.preprocessing
+    if pre.kind not in SUPPORTED_PREPROCESSING or not set(pre.channels) <= SUPPORTED_CHANNELS or pre.input_size % 32:
+        raise ModelFileError(f"{path.name}: preprocessing {pre.kind}/{list(pre.channels)}/{pre.input_size} does not match this software; use a model made for MREFibrosis {__version__}.")
+    return info, state, digest

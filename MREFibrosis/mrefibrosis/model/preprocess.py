@@ -1,0 +1,55 @@
+"""The one canonical network input for every vendor: the confidence-masked grayscale elastogram.
+
+As in the seed paper: stiffness windowed 0-8 kPa (window 400/800 in 10 Pa units), pixels below
+the confidence threshold overwritten by a hatch, resized to the model size (bilinear). GE exams
+(Stiffness + Confidence) and Siemens exams (masked or unmasked elastogram) are rendered the same
+way from the exam's stiffness and confidence-valid mask, so the model sees one input style.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..exam import Exam
+from ..hatch import draw_hatch
+from .model_file import Preprocessing
+
+
+def body_region(exam: Exam) -> np.ndarray:
+    """Where the scanner processed the slice: valid pixels, closed and hole-filled per slice."""
+    out = np.zeros(exam.valid.shape, bool)
+    for k in range(exam.n_slices):
+        out[k] = ndimage.binary_fill_holes(ndimage.binary_closing(exam.valid[k], iterations=3))
+    return out
+
+
+def canonical_input(exam: Exam, pre: Preprocessing) -> np.ndarray:
+    """(slices, channels, rows, columns) float32 in [0, 1] on the exam's native grid."""
+    lo, hi = pre.window_kpa
+    img = np.clip((exam.stiffness_kpa - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    img[~exam.valid] = 0.0
+    if exam.confidence_valid is not None:
+        low = body_region(exam) & ~exam.confidence_valid
+        img = draw_hatch(img, low, pre.hatch_value, pre.hatch_period_px, pre.hatch_width_px, pre.hatch_cross)
+    channels = [img]
+    for name in pre.channels[1:]:
+        if name == "magnitude":
+            mag = exam.magnitude if exam.magnitude is not None else np.zeros_like(img)
+            scale = np.percentile(mag, 99.5) if mag.any() else 1.0
+            channels.append(np.clip(mag / max(scale, 1e-6), 0, 1).astype(np.float32))
+    return np.stack(channels, axis=1)
+
+
+def to_model_size(x, size: int):
+    """Bilinear resize of a (N, C, H, W) tensor to (N, C, size, size)."""
+    import torch.nn.functional as F
+
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def to_native_size(x, shape: tuple[int, int]):
+    """Bilinear resize back to the exam grid; the inverse of to_model_size for binary masks."""
+    import torch.nn.functional as F
+
+    return F.interpolate(x, size=shape, mode="bilinear", align_corners=False)

@@ -1,0 +1,179 @@
+"""Run a model file on exams: device choice, batching, reduced precision, post-processing, TTA."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import MREFibrosisError
+from ..exam import Exam
+from .model_file import ModelFileError, read_model_file
+from .preprocess import canonical_input, to_model_size, to_native_size
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "mrefibrosis-unet-resnext50.mrefmodel"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class DeviceError(MREFibrosisError):
+    """The requested compute device is not available."""
+
+
+def default_model_path() -> Path:
+    env = os.environ.get("MREFIBROSIS_MODEL")
+    return Path(env) if env else DEFAULT_MODEL
+
+
+def resolve_device(name: str = "auto") -> str:
+    import torch
+
+    name = (name or "auto").lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name} was asked for but no CUDA GPU is available to torch {torch.__version__}; use --device auto or cpu.")
+        return name
+    if name == "cpu":
+        return "cpu"
+    raise DeviceError(f"unknown device '{name}'; use auto, cpu or cuda[:N].")
+
+
+@dataclass
+class Segmentation:
+    roi: np.ndarray  # (slices, rows, columns) bool, after post-processing
+    probability: np.ndarray  # (slices, rows, columns) float32
+    tta_agreement: float | None  # Dice between plain and flipped predictions
+    device: str
+    precision: str
+    seconds: float
+
+
+def drop_small_pieces(mask: np.ndarray, pixel_area_mm2: float, min_cm2: float) -> np.ndarray:
+    out = np.zeros_like(mask, dtype=bool)
+    min_px = min_cm2 * 100.0 / pixel_area_mm2
+    for k in range(mask.shape[0]):
+        lab, n = ndimage.label(mask[k])
+        if n:
+            sizes = ndimage.sum(mask[k], lab, index=np.arange(1, n + 1))
+            out[k] = np.isin(lab, 1 + np.flatnonzero(sizes >= min_px))
+    return out
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else float(2.0 * (a & b).sum() / s)
+
+
+class Segmenter:
+    """Loads a model file once; call it on exams (the `process_exam` segmenter protocol)."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto", tta: bool = False):
+        import torch
+
+        from .architectures import build_model
+
+        path = Path(model_path) if model_path else default_model_path()
+        if not path.exists():
+            hint = "pass an existing --model FILE" if model_path else "no default model is installed; pass --model FILE, or --roi ROI_FILE to measure a drawn ROI"
+            raise ModelFileError(f"model file {path} not found; {hint}.")
+        self.info, state, self.sha256 = read_model_file(path)
+        self.path = path
+        self.device = resolve_device(device)
+        if precision not in PRECISIONS:
+            raise MREFibrosisError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
+        self.precision = self._choose_precision(precision)
+        model = build_model(self.info.architecture, len(self.info.preprocessing.channels), self.info.base_channels)
+        try:
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        except RuntimeError:
+            raise ModelFileError(f"{path.name}: weights do not fit architecture {self.info.architecture}; the file is not a valid model.") from None
+        self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
+        self.tta = tta
+
+    def _choose_precision(self, asked: str) -> str:
+        if asked != "auto":
+            return asked
+        validated = self.info.validated_precisions
+        if self.device == "cpu":
+            return "bf16" if "bf16" in validated else "fp32"
+        return "bf16" if "bf16" in validated else ("fp16" if "fp16" in validated else "fp32")
+
+    def _forward(self, x):
+        import torch
+
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        with torch.inference_mode():
+            if dtype is None:
+                return self.model(x).float()
+            with torch.autocast(device_type="cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype):
+                return self.model(x).float()
+
+    def probabilities(self, exams: list[Exam]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """Sigmoid maps on each exam's native grid; all slices of all exams in one batch."""
+        import torch
+
+        pre = self.info.preprocessing
+        groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+        for n, exam in enumerate(exams):
+            groups.setdefault(exam.stiffness_kpa.shape[1:], []).append((n, canonical_input(exam, pre)))
+        probs: list = [None] * len(exams)
+        flips: list = [None] * len(exams)
+        for shape, items in groups.items():
+            x = torch.from_numpy(np.concatenate([a for _, a in items])).to(self.device)
+            xs = to_model_size(x, pre.input_size).contiguous(memory_format=torch.channels_last)
+            logits = to_native_size(self._forward(xs), shape)
+            p = torch.sigmoid(logits)[:, 0].cpu().numpy()
+            pf = None
+            if self.tta:
+                lf = self._forward(torch.flip(xs, dims=[3]).contiguous(memory_format=torch.channels_last))
+                pf = torch.sigmoid(to_native_size(torch.flip(lf, dims=[3]), shape))[:, 0].cpu().numpy()
+            start = 0
+            for n, a in items:
+                probs[n] = p[start : start + len(a)]
+                flips[n] = None if pf is None else pf[start : start + len(a)]
+                start += len(a)
+        return probs, flips
+
+    def postprocess(self, exam: Exam, prob: np.ndarray) -> np.ndarray:
+        mask = (prob >= self.info.threshold) & exam.valid
+        if exam.confidence_valid is not None:
+            mask &= exam.confidence_valid
+        return drop_small_pieces(mask, exam.geometry.pixel_area_mm2, self.info.min_piece_cm2)
+
+    def segment_many(self, exams: list[Exam]) -> list[Segmentation]:
+        t0 = time.perf_counter()
+        probs, flips = self.probabilities(exams)
+        out = []
+        for exam, p, pf in zip(exams, probs, flips):
+            agreement = None
+            if pf is not None:
+                agreement = _dice(self.postprocess(exam, p), self.postprocess(exam, pf))
+                p = 0.5 * (p + pf)
+            out.append(Segmentation(self.postprocess(exam, p), p.astype(np.float32), agreement, self.device, self.precision, 0.0))
+        dt = time.perf_counter() - t0
+        for s in out:
+            s.seconds = dt / max(1, len(out))
+        return out
+
+    def segment(self, exam: Exam) -> Segmentation:
+        return self.segment_many([exam])[0]
+
+    def __call__(self, exam: Exam) -> np.ndarray:
+        return self.segment(exam).roi
+
+    def describe(self) -> dict:
+        return {
+            "file": self.path.name,
+            "sha256": self.sha256,
+            "architecture": self.info.architecture,
+            "model_version": self.info.model_version,
+            "input_size": self.info.preprocessing.input_size,
+            "device": self.device,
+            "precision": self.precision,
+            "tta": self.tta,
+        }
