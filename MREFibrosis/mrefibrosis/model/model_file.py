@@ -106,7 +106,9 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelInfo, dict, str]:
         raise ModelFileError(f"cannot read model file {path} ({exc.strerror or exc}); pass an existing --model FILE.") from None
     if not raw.startswith(MAGIC):
         raise ModelFileError(f"{path.name} is not an MREFibrosis model file; pass a {SUFFIX} file written by 'mrefibrosis train'.")
-    head, _, payload = raw[len(MAGIC):].partition(b"\n")
+    newline = raw.find(b"\n", len(MAGIC))
+    head = raw[len(MAGIC) : newline] if newline > 0 else b""
+    payload = memoryview(raw)[newline + 1 :] if newline > 0 else memoryview(b"")
     digest = hashlib.sha256(payload).hexdigest()
     if head.decode("ascii", "replace") != digest:
         raise ModelFileError(f"{path.name}: SHA-256 mismatch, the file is corrupt or was modified; copy it again.")

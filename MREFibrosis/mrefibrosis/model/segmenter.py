@@ -89,7 +89,8 @@ class Segmenter:
         self.precision = self._choose_precision(precision)
         model = build_model(self.info.architecture, len(self.info.preprocessing.channels), self.info.base_channels)
         try:
-            model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+            model.load_state_dict(state)  # copies fp16 weights into the fp32 parameters in place
+            del state
         except RuntimeError:
             raise ModelFileError(f"{path.name}: weights do not fit architecture {self.info.architecture}; the file is not a valid model.") from None
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
