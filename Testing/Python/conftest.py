@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# the Slicer module folder: its Qt-free logic package (MREFibrosisLib) is tested with slicer-core
+sys.path.insert(1, str(Path(__file__).resolve().parents[2] / "MREFibrosis"))
 
 from fixtures import make_ge_exam, make_siemens_exam  # noqa: E402
 

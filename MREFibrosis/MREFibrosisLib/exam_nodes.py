@@ -1,0 +1,90 @@
+"""Exams as MRML volume nodes and back.
+
+The stiffness volume holds kPa (the original DICOM values converted, never display values); a
+labelmap "validity" volume holds 0 = invalid pixel, 1 = valid but below the confidence threshold,
+2 = confidence-valid; 3 marks valid pixels of an exam without confidence data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import slicer
+import vtk
+
+from mrefibrosis.exam import Exam
+from mrefibrosis.geometry import Geometry
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+ATTR = "MREFibrosis."
+INVALID, LOW_CONFIDENCE, CONFIDENT, NO_CONFIDENCE_DATA = 0, 1, 2, 3
+
+
+def _vtk_matrix(m: np.ndarray) -> vtk.vtkMatrix4x4:
+    out = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            out.SetElement(r, c, float(m[r, c]))
+    return out
+
+
+def _numpy_matrix(m: vtk.vtkMatrix4x4) -> np.ndarray:
+    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def validity_array(exam: Exam) -> np.ndarray:
+    v = np.zeros(exam.valid.shape, np.uint8)
+    if exam.confidence_valid is None:
+        v[exam.valid] = NO_CONFIDENCE_DATA
+    else:
+        v[exam.valid] = LOW_CONFIDENCE
+        v[exam.valid & exam.confidence_valid] = CONFIDENT
+    return v
+
+
+def add_volume(scene, array: np.ndarray, ijk_to_lps: np.ndarray, name: str, labelmap: bool = False):
+    node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode", name)
+    node.SetIJKToRASMatrix(_vtk_matrix(LPS_TO_RAS @ ijk_to_lps))
+    slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(array))
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def exam_from_nodes(stiffness_node, validity_node=None) -> Exam:
+    """Rebuild the engine's Exam from the volumes as they are in the scene now."""
+    kpa = slicer.util.arrayFromVolume(stiffness_node).astype(np.float32)
+    m = vtk.vtkMatrix4x4()
+    stiffness_node.GetIJKToRASMatrix(m)
+    lps = LPS_TO_RAS @ _numpy_matrix(m)
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    n, rows, cols = kpa.shape
+    normal_step = lps[:3, 2]
+    geom = Geometry(
+        row_direction=lps[:3, 0] / spacing[0],
+        column_direction=lps[:3, 1] / spacing[1],
+        row_spacing_mm=float(spacing[1]),
+        column_spacing_mm=float(spacing[0]),
+        positions=np.array([lps[:3, 3] + k * normal_step for k in range(n)]),
+        rows=rows,
+        columns=cols,
+        slice_thickness_mm=float(spacing[2]),
+    )
+    if validity_node is not None:
+        v = slicer.util.arrayFromVolume(validity_node)
+        if v.shape != kpa.shape:
+            raise ValueError("the validity volume does not match the stiffness volume; load the exam again.")
+        valid = v > 0
+        confidence_valid = None if np.any(v == NO_CONFIDENCE_DATA) else (v == CONFIDENT)
+    else:
+        valid = np.isfinite(kpa) & (kpa > 0)
+        confidence_valid = None
+    frequency = stiffness_node.GetAttribute(ATTR + "DriverFrequencyHz")
+    return Exam(
+        exam_key=stiffness_node.GetAttribute(ATTR + "ExamKey") or "slicer",
+        vendor=stiffness_node.GetAttribute(ATTR + "Vendor") or "UNKNOWN",
+        geometry=geom,
+        stiffness_kpa=np.nan_to_num(kpa),
+        valid=valid,
+        confidence_valid=confidence_valid,
+        driver_frequency_hz=float(frequency) if frequency else None,
+        unit_source=stiffness_node.GetAttribute(ATTR + "UnitSource") or "kPa volume",
+    )

@@ -1,0 +1,133 @@
+"""The Slicer module's logic on real MRML (slicer-core): Load, Segment, edit, Compute, Export."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import slicer
+
+from MREFibrosisLib import MREFibrosisLogic
+from MREFibrosisLib.exam_nodes import CONFIDENT, LPS_TO_RAS, _numpy_matrix
+from MREFibrosisLib.segment_nodes import find_roi_segment, segment_mask
+from MREFibrosisLib.table_nodes import table_value
+from model_fixtures import train_tiny_model
+from mrefibrosis.exam_reader import read_exam
+from mrefibrosis.cli import main as cli_main
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return train_tiny_model(tmp_path_factory.mktemp("tiny_slicer"), seed=1)
+
+
+@pytest.fixture()
+def scene(monkeypatch):
+    """A scene with the application and module logics Slicer would register (as trame-slicer does)."""
+    from types import SimpleNamespace
+
+    s = slicer.vtkMRMLScene()
+    app = slicer.vtkSlicerApplicationLogic()
+    app.SetMRMLScene(s)
+    app.GetColorLogic().SetMRMLScene(s)
+    app.GetColorLogic().AddDefaultColorNodes()
+    logics = {}
+    for name, cls in (("volumes", slicer.vtkSlicerVolumesLogic), ("segmentations", slicer.vtkSlicerSegmentationsModuleLogic)):
+        logic = cls()
+        logic.SetMRMLApplicationLogic(app)
+        logic.SetMRMLScene(s)
+        app.SetModuleLogic(name.capitalize(), logic)
+        logics[name] = SimpleNamespace(logic=lambda logic=logic: logic)
+    # Slicer's array helpers use the global scene and module logics, as inside the application
+    monkeypatch.setattr(slicer, "mrmlScene", s, raising=False)
+    monkeypatch.setattr(slicer, "modules", SimpleNamespace(**logics), raising=False)
+    yield s
+    s.Clear(1)
+
+
+def _loaded(scene, exam_dir):
+    logic = MREFibrosisLogic()
+    nodes = logic.load_exam(scene, exam_dir / "dicom")
+    return logic, nodes
+
+
+def test_load_exam_creates_kpa_and_validity_volumes(scene, tiny):
+    exam_dir = tiny[1][0]
+    logic, nodes = _loaded(scene, exam_dir)
+    exam = read_exam(exam_dir / "dicom")
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(nodes.stiffness), exam.stiffness_kpa)
+    v = slicer.util.arrayFromVolume(nodes.validity)
+    np.testing.assert_array_equal(v == CONFIDENT, exam.confidence_valid)
+    np.testing.assert_array_equal(v > 0, exam.valid)
+    import vtk
+    m = vtk.vtkMatrix4x4()
+    nodes.stiffness.GetIJKToRASMatrix(m)
+    np.testing.assert_allclose(_numpy_matrix(m), LPS_TO_RAS @ exam.geometry.ijk_to_lps(), atol=1e-6)
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    assert sh.GetItemParent(sh.GetItemByDataNode(nodes.stiffness)) == nodes.study_item
+
+
+def test_segment_edit_compute_export(scene, tiny, tmp_path):
+    model, exams = tiny
+    logic, nodes = _loaded(scene, exams[0])
+    seg = logic.segment(scene, nodes.stiffness, model_path=model, device="cpu")
+    sid = find_roi_segment(seg)
+    mask = segment_mask(seg, sid, nodes.stiffness)
+    assert mask.shape == slicer.util.arrayFromVolume(nodes.stiffness).shape and mask.sum() > 0
+
+    # the radiologist erases the upper half of every slice with Slicer's segment array helpers
+    edited = mask.copy()
+    edited[:, : edited.shape[1] // 2, :] = False
+    if not edited.any():
+        edited = mask.copy()
+        edited[:, :, : edited.shape[2] // 2] = False
+    slicer.util.updateSegmentBinaryLabelmapFromArray(edited.astype(np.uint8), seg, sid, nodes.stiffness)
+    result, table = logic.compute(scene, nodes.stiffness, seg)
+    kpa = slicer.util.arrayFromVolume(nodes.stiffness)
+    valid = slicer.util.arrayFromVolume(nodes.validity) > 0
+    expected = kpa[edited & valid].astype(np.float64).mean()
+    assert result.measurement.status == "ok"
+    assert result.measurement.mean_kpa == pytest.approx(expected, rel=1e-9)
+    assert result.measurement.pooled.pixels == (edited & valid).sum()
+
+    # renaming the segment changes nothing
+    seg.GetSegmentation().GetSegment(sid).SetName("my liver")
+    again, _ = logic.compute(scene, nodes.stiffness, seg, table_node=table)
+    assert again.measurement.mean_kpa == result.measurement.mean_kpa
+
+    # the table: per-slice rows and an exam row, kPa units in the column metadata
+    last = table.GetNumberOfRows() - 1
+    assert table_value(table, last, "slice") == "all"
+    assert table_value(table, last, "mean_kpa") == pytest.approx(expected)
+    assert table.GetColumnUnitLabel("mean_kpa") == "kPa" and table.GetColumnUnitLabel("roi_area_cm2") == "cm2"
+
+    # Export writes the CLI's files; the exported ROI measured by the CLI gives the same number
+    written = logic.export(tmp_path / "export")
+    assert sorted(p.name for p in written) == ["measurements.csv", "result.json", "roi.seg.nrrd"]
+    cols = next(csv.reader((tmp_path / "export" / "measurements.csv").open()))
+    assert cols[:7] == ["exam_key", "slice", "slice_location_mm", "roi_pixels", "roi_area_cm2", "mean_kpa", "median_kpa"]
+    assert cli_main(["-q", "measure", str(exams[0] / "dicom"), "--out", str(tmp_path / "cli"), "--roi", str(tmp_path / "export" / "roi.seg.nrrd")]) == 0
+    cli = json.loads((tmp_path / "cli" / "result.json").read_text())
+    exported = json.loads((tmp_path / "export" / "result.json").read_text())
+    assert cli["mean_kpa"] == pytest.approx(exported["mean_kpa"], rel=1e-6)
+    assert set(cli) == set(exported)
+
+
+def test_no_valid_area_is_indeterminate(scene, tiny):
+    logic, nodes = _loaded(scene, tiny[1][1])
+    slicer.util.updateVolumeFromArray(nodes.validity, np.zeros(slicer.util.arrayFromVolume(nodes.validity).shape, np.uint8))
+    seg = logic.import_roi_file(scene, nodes.stiffness, tiny[1][1] / "roi.seg.nrrd")
+    result, table = logic.compute(scene, nodes.stiffness, seg)
+    assert result.measurement.status == "indeterminate" and result.measurement.stage is None
+    assert table_value(table, table.GetNumberOfRows() - 1, "mean_kpa") is None
+
+
+def test_ground_truth_roi_file_imports_aligned(scene, tiny):
+    exam_dir = tiny[1][0]
+    logic, nodes = _loaded(scene, exam_dir)
+    seg = logic.import_roi_file(scene, nodes.stiffness, exam_dir / "roi.seg.nrrd")
+    result, _ = logic.compute(scene, nodes.stiffness, seg)
+    truth = json.loads((exam_dir / "truth.json").read_text())
+    assert result.measurement.mean_kpa == pytest.approx(truth["reader_kpa"], rel=1e-6)
+    cmd = logic.segment_command(nodes.stiffness, "/tmp/x", model_path=tiny[0])
+    assert cmd[:3] == ["-m", "mrefibrosis", "segment"] and "--study" in cmd
