@@ -186,6 +186,13 @@ def _stiffness_kpa(stack: Stack, vendor: str, options: ReadOptions) -> tuple[np.
     return kpa, ~invalid, "; ".join(sorted(sources)), explicit
 
 
+def _raw_kpa(stack: Stack, vendor: str, options: ReadOptions) -> np.ndarray:
+    out = np.empty(stack.stored.shape, dtype=np.float64)
+    for k, header in enumerate(stack.headers):
+        out[k] = stiffness_unit_mapping(header, vendor, options.stiffness_unit, options.vendor_units).apply(stack.stored[k].astype(np.float64))
+    return out
+
+
 def _check_plausible(kpa: np.ndarray, mask: np.ndarray, label: str) -> None:
     if mask.sum() < 20:
         return
@@ -218,7 +225,8 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
         if all(m is None for m in match):
             continue
         raw = cstack.stored.astype(np.float32)
-        scale = 1000.0 if np.nanmax(raw) > 1.5 else 1.0
+        top = float(np.nanmax(raw)) if raw.size else 0.0
+        scale = 1000.0 if top > 100.5 else (100.0 if top > 1.5 else 1.0)  # x1000 (GE), percent, or 0-1
         confidence = np.zeros(kpa.shape, dtype=np.float32)
         for k, m in enumerate(match):
             if m is None:
@@ -251,7 +259,14 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
         notes.append("no confidence map or confidence-masked elastogram: ROI confidence cannot be checked")
 
     if not explicit:
-        _check_plausible(kpa, valid & (confidence_valid if confidence_valid is not None else valid), main.info.label)
+        # judged on all stored non-background values, so a wrong unit cannot hide behind the 50 kPa cap
+        stored = main.stored
+        candidates = (stored != 0) & np.isfinite(stored.astype(np.float64))
+        if stored.dtype.kind in "iu":
+            candidates &= stored < INVALID_STORED
+        if confidence_valid is not None and (candidates & confidence_valid).sum() >= 20:
+            candidates &= confidence_valid
+        _check_plausible(_raw_kpa(main, vendor, options), candidates, main.info.label)
     if not valid.any():
         notes.append("no valid stiffness pixels in the elastogram")
 

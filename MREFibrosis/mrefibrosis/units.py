@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from pydicom.dataset import Dataset
 
 from .errors import UnitError
@@ -18,6 +19,24 @@ UCUM_TO_KPA: dict[str, float] = {"pa": 1e-3, "kpa": 1.0, "hpa": 0.1, "dapa": 1e-
 
 # Vendor defaults; the Siemens value is assumed in the domain notes, so it is a parameter.
 DEFAULT_VENDOR_UNITS: dict[str, str] = {"GE": "Pa", "SIEMENS": "10Pa"}
+VERIFIED_VENDOR_UNITS = {"GE"}  # checked on a real export; others yield to the display window
+# MRE elastograms are displayed over 0-8 kPa (GE 4000/8000 in Pa, Siemens 400/800 in 10 Pa).
+DISPLAY_TOP_KPA = 8.0
+
+
+def unit_from_window(ds: Dataset) -> str | None:
+    """The unit in which the stored window's top (centre + width / 2) is about 8 kPa, if any."""
+    try:
+        centre = float(np.ravel([ds.get("WindowCenter")])[0])
+        width = float(np.ravel([ds.get("WindowWidth")])[0])
+    except Exception:
+        return None
+    top = centre + width / 2.0
+    if not np.isfinite(top) or top <= 0:
+        return None
+    best = min(UNIT_TO_KPA, key=lambda u: abs(np.log(top * UNIT_TO_KPA[u] / DISPLAY_TOP_KPA)))
+    ratio = top * UNIT_TO_KPA[best] / DISPLAY_TOP_KPA
+    return best if 0.4 <= ratio <= 2.5 else None
 
 
 @dataclass(frozen=True)
@@ -82,11 +101,16 @@ def stiffness_unit_mapping(
     rescale_type = str(ds.get("RescaleType", "") or "").strip().lower()
     if rescaled and rescale_type in UCUM_TO_KPA:
         return UnitMapping(slope, intercept, UCUM_TO_KPA[rescale_type], f"Rescale Slope/Intercept, RescaleType {rescale_type}", True)
+    via = "Rescale Slope/Intercept then " if rescaled else ""
     unit = vendor_units.get(vendor)
+    if unit is not None and vendor in VERIFIED_VENDOR_UNITS:
+        return UnitMapping(slope, intercept, UNIT_TO_KPA[unit], f"{via}{vendor} default unit {unit}", False)
+    windowed = unit_from_window(ds)
+    if windowed is not None:
+        return UnitMapping(slope, intercept, UNIT_TO_KPA[windowed], f"{via}unit {windowed} from the 0-8 kPa display window", False)
     if unit is None:
         raise UnitError(
-            f"cannot tell the stiffness unit (vendor '{vendor}', no Real World Value Mapping or RescaleType); "
+            f"cannot tell the stiffness unit (vendor '{vendor}', no Real World Value Mapping, RescaleType or 0-8 kPa window); "
             "rerun with --stiffness-unit Pa, 10Pa or kPa."
         )
-    via = "Rescale Slope/Intercept then " if rescaled else ""
-    return UnitMapping(slope, intercept, UNIT_TO_KPA[unit], f"{via}{vendor} default unit {unit}", False)
+    return UnitMapping(slope, intercept, UNIT_TO_KPA[unit], f"{via}{vendor} default unit {unit} (assumed)", False)

@@ -119,6 +119,8 @@ def test_rescale_type_names_unit(tmp_path):
 def test_unit_override_and_unknown_vendor(tmp_path):
     def change(ds):
         ds.Manufacturer = "ACME"
+        del ds.WindowCenter
+        del ds.WindowWidth
 
     stiff = _ge_with_header_changes(tmp_path, change)
     # ACME without the GE private tag on these derived series: no default unit
@@ -128,9 +130,37 @@ def test_unit_override_and_unknown_vendor(tmp_path):
     np.testing.assert_allclose(exam.stiffness_kpa, stiff[::-1] / 1000.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("window,factor", [((4000, 8000), 1e-3), ((400, 800), 1e-2), ((4, 8), 1.0)])
+def test_unit_from_display_window_for_unverified_vendors(tmp_path, window, factor):
+    def change(ds):
+        ds.Manufacturer = "ACME"
+        ds.WindowCenter, ds.WindowWidth = window
+
+    stiff = _ge_with_header_changes(tmp_path, change)
+    if factor > 1e-3:  # 1000-5000 stored values read as 10 Pa or kPa are implausible: refused, not guessed
+        with pytest.raises(UnitError, match="implausible"):
+            read_exam(tmp_path)
+        return
+    exam = read_exam(tmp_path)
+    np.testing.assert_allclose(exam.stiffness_kpa, stiff[::-1] * factor, rtol=1e-5)
+    assert "window" in exam.unit_source
+
+
+def test_siemens_in_pa_with_a_pa_window(tmp_path):
+    def change(ds):
+        ds.Manufacturer = "SIEMENS"  # assumed 10 Pa default yields to the 0-8000 Pa display window
+        ds.WindowCenter, ds.WindowWidth = 4000, 8000
+
+    stiff = _ge_with_header_changes(tmp_path, change)
+    exam = read_exam(tmp_path)
+    np.testing.assert_allclose(exam.stiffness_kpa, stiff[::-1] / 1000.0, rtol=1e-5)
+
+
 def test_implausible_default_unit_refused(tmp_path):
     def change(ds):
         ds.Manufacturer = "SIEMENS"  # 10 Pa default would turn 1000-5000 into 10-50 kPa
+        del ds.WindowCenter
+        del ds.WindowWidth
 
     _ge_with_header_changes(tmp_path, change)
     with pytest.raises(UnitError, match="implausible"):
@@ -142,3 +172,71 @@ def test_series_selection_by_number_and_uid(ge_exam):
     assert exam.series_used[0].series_number == 500
     uid = pydicom.dcmread(next((ge_exam.path / "series_0500").iterdir())).SeriesInstanceUID
     assert read_exam(ge_exam.path, ReadOptions(stiffness_series=uid)).series_used[0].series_number == 500
+
+
+def _enhanced(path, frames, positions, description, window, manufacturer="SIEMENS", image_type=("DERIVED", "PRIMARY", "ELASTO")):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = "1.2.3.4.5.6.7"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = 20 if "mask" not in description.lower() else 21
+    ds.Modality = "MR"
+    ds.Manufacturer = manufacturer
+    ds.SeriesDescription = description
+    ds.ImageType = list(image_type)
+    ds.WindowCenter, ds.WindowWidth = window
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.NumberOfFrames = frames.shape[0]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    shared = Dataset()
+    ori = Dataset()
+    ori.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    meas = Dataset()
+    meas.PixelSpacing = [1.8, 1.8]
+    meas.SliceThickness = 8
+    shared.PlaneOrientationSequence = [ori]
+    shared.PixelMeasuresSequence = [meas]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per = []
+    for p in positions:
+        item = Dataset()
+        pos = Dataset()
+        pos.ImagePositionPatient = list(p)
+        item.PlanePositionSequence = [pos]
+        per.append(item)
+    ds.PerFrameFunctionalGroupsSequence = per
+    ds.PixelData = frames.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_enhanced_multiframe_elastograms(tmp_path):
+    """Siemens XA-style enhanced multi-frame files: geometry from functional groups, frames unordered."""
+    from mrefibrosis.hatch import draw_hatch
+
+    rng = np.random.default_rng(3)
+    el = rng.integers(150, 500, size=(3, 40, 48)).astype(np.uint16)
+    low = np.zeros(el.shape, bool)
+    low[:, :, 30:] = True
+    masked = draw_hatch(el, low, 800, period=8)
+    positions = [(0, 0, 20.0), (0, 0, 0.0), (0, 0, 10.0)]  # stored out of order
+    _enhanced(tmp_path / "a.dcm", el, positions, "MRE elastogram", (400, 800))
+    _enhanced(tmp_path / "b.dcm", masked, positions, "MRE elastogram 95% masked", (400, 800))
+    exam = read_exam(tmp_path)
+    order = [1, 2, 0]
+    np.testing.assert_allclose(exam.geometry.slice_locations_mm, [0, 10, 20])
+    assert exam.geometry.row_spacing_mm == pytest.approx(1.8)
+    sel = exam.valid
+    np.testing.assert_allclose(exam.stiffness_kpa[sel], el[order][sel] / 100.0, rtol=1e-6)
+    assert exam.confidence_valid[:, :, :20].mean() > 0.9 and exam.confidence_valid[:, :, 32:].mean() < 0.05
