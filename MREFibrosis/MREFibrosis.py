@@ -260,7 +260,9 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not folder:
             return
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
-            written = self._getLogic().export(folder)
+            stiffness = self._parameterNode.stiffnessVolume
+            dicom = bool(stiffness and stiffness.GetAttribute("MREFibrosis.SourceFolder"))
+            written = self._getLogic().export(folder, stiffness_node=stiffness, dicom=dicom)
             slicer.util.infoDisplay(_("Wrote {0}").format(", ".join(os.path.basename(str(w)) for w in written)))
 
 

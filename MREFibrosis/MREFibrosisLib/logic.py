@@ -135,9 +135,18 @@ class MREFibrosisLogic:
         self.last_result = ExamResult(exam, roi, measurement.exam["roi_source"], measurement)
         return self.last_result, table_node
 
-    def export(self, out_dir, result: ExamResult | None = None) -> list[Path]:
-        """measurements.csv, result.json and roi.seg.nrrd, in the CLI's format."""
+    def export(self, out_dir, result: ExamResult | None = None, stiffness_node=None, dicom: bool = False) -> list[Path]:
+        """measurements.csv, result.json and roi.seg.nrrd in the CLI's format; with dicom, also
+        SEG + SR + overlay, for exams loaded from their DICOM folder."""
         result = result or self.last_result
         if result is None:
             raise ValueError("nothing to export yet: press Compute first.")
-        return write_results(result, out_dir)
+        if dicom:
+            folder = stiffness_node.GetAttribute(ATTR + "SourceFolder") if stiffness_node is not None else None
+            if not folder:
+                raise ValueError("DICOM export needs an exam loaded with 'Load MRE exam from folder'.")
+            source = read_exam(folder, ReadOptions(study=stiffness_node.GetAttribute(ATTR + "ExamKey")))
+            if source.stiffness_kpa.shape != result.exam.stiffness_kpa.shape:
+                raise ValueError("the volume no longer matches its DICOM series; load the exam again.")
+            result.exam.source_headers = source.source_headers
+        return write_results(result, out_dir, dicom=dicom)

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="seed", metavar="NAME", help="staging preset name or JSON file (see 'mrefibrosis presets'; default seed)")
     p.add_argument("--min-area", type=float, default=1.0, metavar="CM2", help="valid ROI area below which the result is indeterminate (default 1)")
     p.add_argument("--include-identifiers", action="store_true", help="write patient name, ID and birth date into result.json")
+    p.add_argument("--dicom", action="store_true", help="also write DICOM SEG, TID 1500 SR and RGB overlay into DIR/dicom/ (same study, new series)")
     _add_read_options(p)
 
     p = sub.add_parser("segment", help="segment the liver ROI of exams with a model file")
@@ -107,7 +108,7 @@ def cmd_measure(args) -> int:
     if len(args.study) != 1:
         raise MREFibrosisError("--roi belongs to one exam: give a single STUDY folder with it.")
     result = process_exam(args.study[0], args.roi, options, args.preset, min_area_cm2=args.min_area)
-    written = write_results(result, args.out, include_identifiers=args.include_identifiers)
+    written = write_results(result, args.out, include_identifiers=args.include_identifiers, dicom=args.dicom)
     _log_result(result)
     log.info("wrote %s", ", ".join(str(p) for p in written))
     return 0
@@ -120,7 +121,7 @@ def _measure_with_segmenter(args, options) -> int:
     preset = get_preset(args.preset)  # refuse a bad preset before loading the model
     seg = _segmenter(args)
     failed = 0
-    for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers):
+    for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers, args.dicom):
         if outcome.error:
             failed += 1
             print(f"error: exam {outcome.exam_key}: {outcome.error}", file=sys.stderr)

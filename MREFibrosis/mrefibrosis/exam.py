@@ -44,6 +44,7 @@ class Exam:
     series_used: list[SeriesUse] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     identifiers: dict[str, str] = field(default_factory=dict)  # PatientID etc.; only written on request
+    source_headers: list = field(default_factory=list, repr=False)  # elastogram headers per slice, for DICOM results
 
     @property
     def n_slices(self) -> int:

@@ -293,6 +293,7 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
         series_used=used,
         notes=notes,
         identifiers=identifiers,
+        source_headers=list(main.headers),
     )
 
 

@@ -86,6 +86,7 @@ def process_many(
     segmenter: Segmenter | None = None,
     min_area_cm2: float = MIN_AREA_CM2,
     include_identifiers: bool = False,
+    dicom: bool = False,
 ):
     """Measure every exam below `paths` with one loaded segmenter; yields an outcome per exam.
 
@@ -104,7 +105,7 @@ def process_many(
         try:
             exam = build_exam(study_uid, series, options)
             result = process_exam(exam, None, options, preset, segmenter, min_area_cm2)
-            write_results(result, target, include_identifiers)
+            write_results(result, target, include_identifiers, dicom)
             yield ExamOutcome(key, target, result, None)
         except MREFibrosisError as exc:
             if len(exams) == 1:
@@ -140,8 +141,14 @@ def measurements_csv(result: ExamResult) -> str:
     return buf.getvalue()
 
 
-def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identifiers: bool = False) -> list[Path]:
-    """measurements.csv, result.json and roi.seg.nrrd, all or nothing."""
+def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identifiers: bool = False, dicom: bool = False) -> list[Path]:
+    """measurements.csv, result.json and roi.seg.nrrd, all or nothing; with dicom, also
+    dicom/SEG.dcm, dicom/SR.dcm and dicom/OVERLAY_NNN.dcm (built before anything is written)."""
+    built = None
+    if dicom:
+        from .dicom_out.build import build_dicom_results
+
+        built = build_dicom_results(result)
     payload = result.measurement.to_json()
     if not include_identifiers:
         payload.pop("identifiers", None)
@@ -153,4 +160,9 @@ def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identi
             fh.write("\n")
         write_seg_nrrd(out.path("roi.seg.nrrd"), result.roi, result.exam.geometry)
         names = list(out.names)
-    return [Path(out_dir) / n for n in names]
+    written = [Path(out_dir) / n for n in names]
+    if built is not None:
+        from .dicom_out.build import save_dicom_results
+
+        written += save_dicom_results(built, Path(out_dir) / "dicom")
+    return written

@@ -122,12 +122,14 @@ def test_no_valid_area_is_indeterminate(scene, tiny):
     assert table_value(table, table.GetNumberOfRows() - 1, "mean_kpa") is None
 
 
-def test_ground_truth_roi_file_imports_aligned(scene, tiny):
+def test_ground_truth_roi_file_imports_aligned(scene, tiny, tmp_path):
     exam_dir = tiny[1][0]
     logic, nodes = _loaded(scene, exam_dir)
     seg = logic.import_roi_file(scene, nodes.stiffness, exam_dir / "roi.seg.nrrd")
     result, _ = logic.compute(scene, nodes.stiffness, seg)
     truth = json.loads((exam_dir / "truth.json").read_text())
     assert result.measurement.mean_kpa == pytest.approx(truth["reader_kpa"], rel=1e-6)
+    written = logic.export(tmp_path / "exp", stiffness_node=nodes.stiffness, dicom=True)
+    assert {"SEG.dcm", "SR.dcm"} <= {p.name for p in written}
     cmd = logic.segment_command(nodes.stiffness, "/tmp/x", model_path=tiny[0])
     assert cmd[:3] == ["-m", "mrefibrosis", "segment"] and "--study" in cmd

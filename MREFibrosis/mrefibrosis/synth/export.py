@@ -13,6 +13,7 @@ from .. import __version__
 from ..dicom_writer import StudyContext, axial_stack, write_ge_exam, write_siemens_exam
 from ..geometry import build_geometry
 from ..hatch import draw_hatch
+from ..render import colour_elastogram
 from ..roi_io import write_seg_nrrd
 from ..staging import load_presets
 from .simulate import SynthExam, SynthSettings, reader_roi, simulate_exam
@@ -29,17 +30,6 @@ def _text_mask(text: str, rows: int, cols: int, row0: int) -> np.ndarray:
     img = Image.new("L", (cols, rows), 0)
     ImageDraw.Draw(img).text((4, row0), text, fill=255)
     return np.asarray(img) > 0
-
-
-def _colour(kpa: np.ndarray) -> np.ndarray:
-    """A jet-like colour elastogram (0-8 kPa), as scanners add for display."""
-    t = np.clip(kpa / 8.0, 0, 1)
-    r = np.clip(1.5 - np.abs(4 * t - 3), 0, 1)
-    g = np.clip(1.5 - np.abs(4 * t - 2), 0, 1)
-    b = np.clip(1.5 - np.abs(4 * t - 1), 0, 1)
-    rgb = (np.stack([r, g, b], -1) * 255).astype(np.uint8)
-    rgb[kpa <= 0] = 0
-    return rgb
 
 
 def vendor_arrays(exam: SynthExam, vendor: str, rng: np.random.Generator) -> dict:
@@ -74,7 +64,7 @@ def vendor_arrays(exam: SynthExam, vendor: str, rng: np.random.Generator) -> dic
         out["hatch"] = hatch
         out["stored_kpa"] = tenpa / 100.0
         out["valid"] = (tenpa > 0) & (masked == tenpa)
-        out["colour"] = _colour(np.where(low, 0, tenpa / 100.0)) if rng.random() < 0.5 else None
+        out["colour"] = colour_elastogram(np.where(low, 0, tenpa / 100.0)) if rng.random() < 0.5 else None
     return out
 
 

@@ -1,0 +1,112 @@
+"""DICOM SEG + TID 1500 SR + RGB overlay: valid (dciodvfy), read back to the same numbers, idempotent."""
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+
+from mrefibrosis.cli import main
+from mrefibrosis.synth.cohort import generate_cohort
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dicom_results")
+    generate_cohort(root / "c", 1, seed=21, vendor="ge", stage_mix=None, workers=1)
+    exam = root / "c" / "exam_00000"
+    out = root / "out"
+    assert main(["-q", "measure", str(exam / "dicom"), "--roi", str(exam / "roi.seg.nrrd"), "--out", str(out), "--dicom"]) == 0
+    return exam, out
+
+
+def _dciodvfy_errors(path):
+    proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("Error")]
+
+
+def test_files_pass_dciodvfy(measured):
+    if shutil.which("dciodvfy") is None:
+        if os.environ.get("CI"):
+            pytest.fail("dciodvfy (Debian dicom3tools) is not installed")
+        pytest.skip("dciodvfy not installed")
+    _, out = measured
+    for name in ("SEG.dcm", "SR.dcm", "OVERLAY_000.dcm"):
+        assert _dciodvfy_errors(out / "dicom" / name) == [], name
+
+
+def test_seg_and_sr_read_back_to_the_same_numbers(measured):
+    import highdicom as hd
+    import json
+
+    exam_dir, out = measured
+    result = json.loads((out / "result.json").read_text())
+    seg = hd.seg.segread(out / "dicom" / "SEG.dcm")
+    sources = sorted((pydicom.dcmread(f, stop_before_pixels=True) for f in (exam_dir / "dicom" / "series_0500").iterdir()), key=lambda d: float(d.ImagePositionPatient[2]))
+    mask = seg.get_pixels_by_source_instance([s.SOPInstanceUID for s in sources], ignore_spatial_locations=True, assert_missing_frames_are_empty=True)[..., 0]
+    from mrefibrosis.exam_reader import read_exam
+    from mrefibrosis.roi_io import read_roi
+
+    exam = read_exam(exam_dir / "dicom")
+    roi = read_roi(out / "roi.seg.nrrd", exam.geometry)
+    np.testing.assert_array_equal(mask.astype(bool), roi)
+    seg_ds = pydicom.dcmread(out / "dicom" / "SEG.dcm")
+    tracking = seg_ds.SegmentSequence[0].TrackingUID
+    assert seg_ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue == "10200004"
+
+    sr = pydicom.dcmread(out / "dicom" / "SR.dcm")
+    assert sr.StudyInstanceUID == sources[0].StudyInstanceUID and sr.SeriesInstanceUID != sources[0].SeriesInstanceUID
+    nums, codes, uids = {}, {}, []
+
+    def walk(items):
+        for it in items:
+            name = it.ConceptNameCodeSequence[0].CodeMeaning if "ConceptNameCodeSequence" in it else ""
+            if it.ValueType == "NUM":
+                mods = [c.ConceptCodeSequence[0].CodeMeaning for c in it.get("ContentSequence", []) if c.ValueType == "CODE" and c.ConceptNameCodeSequence[0].CodeMeaning == "Derivation"]
+                nums[(name, mods[0] if mods else "")] = float(it.MeasuredValueSequence[0].NumericValue)
+            elif it.ValueType == "CODE":
+                codes[name] = it.ConceptCodeSequence[0].CodeMeaning
+            elif it.ValueType == "UIDREF":
+                uids.append(it.UID)
+            walk(it.get("ContentSequence", []))
+
+    walk(sr.ContentSequence)
+    assert nums[("Elasticity", "Mean")] == pytest.approx(result["mean_kpa"], rel=1e-9)
+    assert nums[("Elasticity", "Median")] == pytest.approx(result["median_kpa"], rel=1e-9)
+    assert nums[("Area", "")] == pytest.approx(result["roi_area_cm2"], rel=1e-9)
+    assert codes["Liver fibrosis stage"].startswith(result["stage"])
+    assert tracking in uids  # one tracking UID links the SEG segment and the SR group
+
+    sc = pydicom.dcmread(out / "dicom" / "OVERLAY_000.dcm")
+    assert sc.PhotometricInterpretation == "RGB" and sc.StudyInstanceUID == sr.StudyInstanceUID
+    assert len({seg_ds.SeriesInstanceUID, sr.SeriesInstanceUID, sc.SeriesInstanceUID}) == 3
+    for f in (out / "dicom").iterdir():
+        assert f.read_bytes()[:128] == b"\0" * 128
+
+
+def test_results_are_idempotent(measured, tmp_path):
+    exam_dir, out = measured
+    assert main(["-q", "measure", str(exam_dir / "dicom"), "--roi", str(exam_dir / "roi.seg.nrrd"), "--out", str(tmp_path), "--dicom"]) == 0
+    for name in ("SEG.dcm", "SR.dcm", "OVERLAY_000.dcm"):
+        a = pydicom.dcmread(out / "dicom" / name)
+        b = pydicom.dcmread(tmp_path / "dicom" / name)
+        assert a.SOPInstanceUID == b.SOPInstanceUID and a.SeriesInstanceUID == b.SeriesInstanceUID
+
+
+def test_indeterminate_report(tmp_path):
+    import numpy as np
+
+    from mrefibrosis.dicom_out.build import build_dicom_results
+    from mrefibrosis.exam_reader import read_exam
+    from mrefibrosis.process import process_exam
+
+    generate_cohort(tmp_path / "c", 1, seed=22, vendor="siemens", stage_mix=None, workers=1)
+    exam = read_exam(tmp_path / "c" / "exam_00000" / "dicom")
+    exam.valid[:] = False
+    result = process_exam(exam, tmp_path / "c" / "exam_00000" / "roi.seg.nrrd")
+    assert result.measurement.status == "indeterminate"
+    res = build_dicom_results(result)
+    text = str(res.sr)
+    assert "INDETERMINATE" in text and "Elasticity" not in text
