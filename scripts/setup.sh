@@ -15,16 +15,26 @@ VPY=.venv/bin/python
 if ! "$VPY" -c "import torch, torchvision; assert torch.__version__.startswith('2.14.1') and torchvision.__version__.startswith('0.29.1')" 2>/dev/null; then
   "$VPY" -m pip install -q torch==2.14.1 torchvision==0.29.1
 fi
-"$VPY" -m pip install -q -e ".[model,dicom,test]"
+"$VPY" -m pip install -q -e ".[model,dicom,pacs,test]"
 
+# Debian packages: DICOM validators and tools, and Orthanc for the PACS tests (its own daemon is
+# kept from starting: tests start Orthanc with their own config on loopback).
 need_apt=()
 command -v dciodvfy >/dev/null 2>&1 || need_apt+=(dicom3tools)
-command -v dcmdump >/dev/null 2>&1 || need_apt+=(dcmtk)
+command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
+command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+    fi
     apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${need_apt[@]}" >/dev/null; }
+    if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+    # a packaged Orthanc daemon must not hold the default ports during tests
+    command -v service >/dev/null 2>&1 && service orthanc stop >/dev/null 2>&1 || true
   else
-    echo "note: install ${need_apt[*]} (Debian packages) for the DICOM validator checks" >&2
+    echo "note: install ${need_apt[*]} (Debian packages) for the DICOM validator and PACS tests" >&2
   fi
 fi

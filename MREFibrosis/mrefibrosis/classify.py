@@ -37,6 +37,8 @@ def classify(info: SeriesInfo) -> tuple[str, str]:
     """Return (role, reason); the reason is shown by `inspect` so users see why."""
     name = info.description.lower()
     image_type = set(info.image_type)
+    if info.modality.upper() in ("SEG", "RTSTRUCT", "PR", "KO", "SR") or info.manufacturer == "MREFibrosis":
+        return OTHER, f"{info.modality or 'derived'} object or MREFibrosis result, not an MRE image"
     if info.is_color:
         return COLOR, f"colour image ({info.photometric}, {info.samples_per_pixel} samples): shown, never measured"
     if info.private_mre_tag.upper().replace(" ", "") == "MR-TOUCH" and "ORIGINAL" in image_type:

@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the staging presets with their cut-offs and sources")
 
+    p = sub.add_parser("worker", help="watch an Orthanc server and store SEG, SR and overlay for each stable MRE study")
+    p.add_argument("--config", required=True, metavar="FILE", help="worker JSON config (docs/pacs.md)")
+    p.add_argument("--once", action="store_true", help="poll and process once, then exit (for cron or tests)")
+
+    p = sub.add_parser("receiver", help="DICOM storage SCP: process studies after a quiet period, send results by C-STORE")
+    p.add_argument("--config", required=True, metavar="FILE", help="receiver JSON config (docs/pacs.md)")
+
     p = sub.add_parser("synth", help="write physics-simulated MRE exams with ground truth (example and training data)")
     p.add_argument("out", metavar="OUT", help="folder for exam_NNNNN/ (dicom/, roi.seg.nrrd, truth.json) and cohort.csv")
     p.add_argument("--n", type=int, default=1, help="number of exams (default 1)")
@@ -213,13 +220,51 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    import signal
+    import threading
+
+    from .pacs.worker import OrthancWorker, WorkerConfig
+
+    worker = OrthancWorker(WorkerConfig.load(args.config))
+    if args.once:
+        worker.poll()
+        worker.run_due()
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        worker.run_forever(stop)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_receiver(args) -> int:
+    import signal
+    import threading
+
+    from .pacs.receiver import Receiver, ReceiverConfig
+
+    receiver = Receiver(ReceiverConfig.load(args.config)).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    receiver.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     # pydicom logs decoder tracebacks and value warnings; users get our one-line messages instead.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    handlers = {"measure": cmd_measure, "segment": cmd_segment, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth}
+    handlers = {"measure": cmd_measure, "segment": cmd_segment, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth, "worker": cmd_worker, "receiver": cmd_receiver}
     try:
         return handlers[args.command](args)
     except MREFibrosisError as exc:

@@ -1,0 +1,1 @@
+"""Automatic processing when an MRE exam reaches the PACS (Orthanc worker)."""

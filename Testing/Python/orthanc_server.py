@@ -1,0 +1,68 @@
+"""A real Orthanc on loopback for tests: own config, temporary storage, free ports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OrthancServer:
+    def __init__(self, root: Path, stable_age: int = 1):
+        self.root = root
+        self.http_port = free_port()
+        self.dicom_port = free_port()
+        self.config = root / "orthanc.json"
+        (root / "db").mkdir(parents=True, exist_ok=True)
+        self.config.write_text(json.dumps({
+            "Name": "MREFibrosisTest", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
+            "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False, "StableAge": stable_age, "DicomCheckCalledAet": False, "Plugins": [],
+            "HttpDescribeErrors": True,
+        }))
+        self.proc = None
+        self.url = f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 20.0) -> "OrthancServer":
+        self.proc = subprocess.Popen(["Orthanc", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/system", timeout=1).read()
+                return self
+            except Exception:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("Orthanc exited at start")
+                time.sleep(0.1)
+        raise RuntimeError("Orthanc did not answer /system")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+    def store(self, folder: Path) -> None:
+        """Push a folder with dcmtk's storescu, as a modality would."""
+        subprocess.run(["storescu", "-aet", "SCANNER", "-aec", "ORTHANC", "+sd", "+r", "127.0.0.1", str(self.dicom_port), str(folder)],
+                       check=True, capture_output=True, timeout=120)
+
+    def get(self, path: str):
+        return json.loads(urllib.request.urlopen(self.url + path, timeout=10).read())
+
+
+def have_orthanc() -> bool:
+    return shutil.which("Orthanc") is not None and shutil.which("storescu") is not None

@@ -1,0 +1,102 @@
+"""The Orthanc worker against a real Orthanc on loopback, with exams pushed by dcmtk's storescu."""
+
+import os
+import time
+
+import pytest
+
+from model_fixtures import train_tiny_model
+from mrefibrosis.model.segmenter import Segmenter
+from mrefibrosis.pacs.jobs import DONE, IGNORED
+from mrefibrosis.pacs.worker import OrthancWorker, WorkerConfig
+from orthanc_server import OrthancServer, have_orthanc
+
+pytestmark = pytest.mark.skipif(not have_orthanc() and not os.environ.get("CI"), reason="Orthanc and dcmtk not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return train_tiny_model(tmp_path_factory.mktemp("tiny_pacs"), n_exams=4, steps=60, seed=2)
+
+
+@pytest.fixture()
+def orthanc(tmp_path):
+    server = OrthancServer(tmp_path / "orthanc").start()
+    yield server
+    server.stop()
+
+
+def _worker(orthanc, tiny, tmp_path):
+    cfg = WorkerConfig(orthanc_url=orthanc.url, jobs_db=str(tmp_path / "jobs.sqlite"), poll_seconds=0.2)
+    return OrthancWorker(cfg, segmenter=Segmenter(tiny[0], device="cpu"))
+
+
+def _until_idle(worker, timeout=60.0):
+    """Poll and run jobs until every queued job has finished and nothing new arrived for 3 s."""
+    deadline = time.time() + timeout
+    quiet_since = None
+    while time.time() < deadline:
+        added = worker.poll()
+        worker.run_due()
+        pending = [j for j in worker.jobs.all() if j.state == "pending"]
+        if added or pending:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since > 3.0:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"worker did not finish: {worker.jobs.all()}")
+
+
+def _series_modalities(orthanc):
+    out = []
+    for study in orthanc.get("/studies"):
+        for s in orthanc.get(f"/studies/{study}/series"):
+            out.append(s["MainDicomTags"].get("Modality"))
+    return sorted(out)
+
+
+def test_exam_gets_seg_sr_overlay_once(orthanc, tiny, tmp_path):
+    exam = tiny[1][0] / "dicom"
+    worker = _worker(orthanc, tiny, tmp_path)
+    orthanc.store(exam)
+    _until_idle(worker)
+    modalities = _series_modalities(orthanc)
+    assert modalities.count("SEG") == 1 and modalities.count("SR") == 1 and modalities.count("OT") == 1
+    assert [j.state for j in worker.jobs.all()] == [DONE]
+    instances = len(orthanc.get("/instances"))
+    # the same exam sent again: no duplicates
+    orthanc.store(exam)
+    _until_idle(worker)
+    assert len(orthanc.get("/instances")) == instances
+    assert _series_modalities(orthanc) == modalities
+
+
+def test_non_mre_study_is_ignored_and_worker_goes_on(orthanc, tiny, tmp_path):
+    worker = _worker(orthanc, tiny, tmp_path)
+    orthanc.store(tiny[1][0] / "dicom" / "series_0501")  # raw MR-Touch images only: no elastogram
+    orthanc.store(tiny[1][2] / "dicom")
+    _until_idle(worker)
+    states = sorted(j.state for j in worker.jobs.all())
+    assert states == sorted([IGNORED, DONE])
+
+
+def test_pacs_down_during_a_job_then_back(orthanc, tiny, tmp_path):
+    worker = _worker(orthanc, tiny, tmp_path)
+    orthanc.store(tiny[1][0] / "dicom")
+    deadline = time.time() + 30
+    while not worker.jobs.all() and time.time() < deadline:
+        worker.poll()
+        time.sleep(0.3)
+    orthanc.stop()
+    assert worker.run_due()[0][1] == "retry"
+    job = worker.jobs.all()[0]
+    assert job.state == "pending" and job.attempts == 1
+    orthanc.start()
+    # a restarted worker (new process state, same job database) finishes the job
+    worker2 = _worker(orthanc, tiny, tmp_path)
+    worker2.jobs.db.execute("UPDATE jobs SET next_try = 0")
+    _until_idle(worker2)
+    assert [j.state for j in worker2.jobs.all()] == [DONE]
+    assert "SEG" in _series_modalities(orthanc)
