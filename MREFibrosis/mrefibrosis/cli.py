@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="FILE", help="worker JSON config (docs/pacs.md)")
     p.add_argument("--once", action="store_true", help="poll and process once, then exit (for cron or tests)")
 
+    p = sub.add_parser("batch", help="score many exams on Ray (local or a cluster); resumable, one table for the run")
+    p.add_argument("input", metavar="INPUT", help="folder with one subfolder per exam, or a CSV with a 'path' column")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--address", metavar="ADDR", help="join this Ray cluster (default: start Ray on this machine)")
+    p.add_argument("--workers", type=int, default=2, help="model replicas (default 2)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G")
+    p.add_argument("--model", metavar="FILE")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--preset", default="seed")
+
     p = sub.add_parser("receiver", help="DICOM storage SCP: process studies after a quiet period, send results by C-STORE")
     p.add_argument("--config", required=True, metavar="FILE", help="receiver JSON config (docs/pacs.md)")
 
@@ -240,6 +250,16 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from .batch.run import run_batch
+
+    if args.workers < 1:
+        raise MREFibrosisError("--workers must be at least 1.")
+    summary = run_batch(args.input, args.out, args.address, args.workers, args.gpus_per_worker, args.model, args.device, args.preset)
+    log.info("batch: %(folders)d folders, %(scored)d scored, %(skipped)d skipped, %(failed)d failed in %(seconds).1f s -> %(csv)s", summary)
+    return 0
+
+
 def cmd_receiver(args) -> int:
     import signal
     import threading
@@ -264,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     # pydicom logs decoder tracebacks and value warnings; users get our one-line messages instead.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    handlers = {"measure": cmd_measure, "segment": cmd_segment, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth, "worker": cmd_worker, "receiver": cmd_receiver}
+    handlers = {"measure": cmd_measure, "segment": cmd_segment, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth, "worker": cmd_worker, "receiver": cmd_receiver, "batch": cmd_batch}
     try:
         return handlers[args.command](args)
     except MREFibrosisError as exc:

@@ -1,0 +1,1 @@
+"""Batch scoring of an archive on Ray Data: the same code on one workstation or a cluster."""
