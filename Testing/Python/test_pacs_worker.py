@@ -100,3 +100,17 @@ def test_pacs_down_during_a_job_then_back(orthanc, tiny, tmp_path):
     _until_idle(worker2)
     assert [j.state for j in worker2.jobs.all()] == [DONE]
     assert "SEG" in _series_modalities(orthanc)
+
+
+def test_config_files_refuse_unknown_keys(tmp_path):
+    import json
+
+    from mrefibrosis.errors import MREFibrosisError
+    from mrefibrosis.pacs.receiver import ReceiverConfig
+
+    f = tmp_path / "w.json"
+    f.write_text(json.dumps({"orthanc_url": "http://127.0.0.1:9", "poll_secnds": 1}))
+    with pytest.raises(MREFibrosisError, match="poll_secnds"):
+        WorkerConfig.load(f)
+    f.write_text(json.dumps({"port": 11112, "allowed_calling_aes": ["MR1"]}))
+    assert ReceiverConfig.load(f).allowed_calling_aes == ["MR1"]

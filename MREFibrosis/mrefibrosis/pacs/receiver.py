@@ -9,7 +9,6 @@ path is ever built from DICOM values.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..exam_reader import ReadOptions
+from .config import load_config
 
 log = logging.getLogger("mrefibrosis.receiver")
 
@@ -47,14 +47,7 @@ class ReceiverConfig:
 
     @staticmethod
     def load(path) -> "ReceiverConfig":
-        try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise MREFibrosisError(f"cannot read receiver config {path} ({type(exc).__name__}); it must be a JSON file.") from None
-        unknown = set(raw) - set(ReceiverConfig.__dataclass_fields__)
-        if unknown:
-            raise MREFibrosisError(f"unknown keys in {path}: {', '.join(sorted(unknown))}; see docs/pacs.md.")
-        return ReceiverConfig(**raw)
+        return load_config(ReceiverConfig, path, "receiver")
 
 
 def study_key(study_uid: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..exam_reader import ReadOptions
+from .config import load_config
 from .jobs import DONE, FAILED, IGNORED, Job, JobStore
 from .orthanc_client import OrthancClient, PacsUnavailable
 
@@ -43,15 +44,8 @@ class WorkerConfig:
     read_options: dict = field(default_factory=dict)
 
     @staticmethod
-    def load(path: str | Path) -> "WorkerConfig":
-        try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise MREFibrosisError(f"cannot read worker config {path} ({type(exc).__name__}); it must be a JSON file.") from None
-        unknown = set(raw) - set(WorkerConfig.__dataclass_fields__)
-        if unknown:
-            raise MREFibrosisError(f"unknown keys in {path}: {', '.join(sorted(unknown))}; see docs/pacs.md.")
-        return WorkerConfig(**raw)
+    def load(path) -> "WorkerConfig":
+        return load_config(WorkerConfig, path, "worker")
 
 
 class OrthancWorker:
