@@ -22,7 +22,6 @@ from mrefibrosis.exam_reader import read_exam
 from mrefibrosis.measure import measure_roi
 from mrefibrosis.model.architectures import UNET_RESNEXT50, build_model
 from mrefibrosis.model.model_file import ModelInfo, Preprocessing, save_model
-from mrefibrosis.model.preprocess import canonical_input, to_model_size
 from mrefibrosis.model.segmenter import Segmenter
 from mrefibrosis.synth.export import GE_SETTINGS, write_exam
 from mrefibrosis.synth.simulate import simulate_exam

@@ -162,34 +162,33 @@ def _log_result(result) -> None:
 def cmd_segment(args) -> int:
     import json
 
-    from .exam import exam_key_for
-    from .exam_reader import build_exam, find_exams
+    from .exam_reader import find_exams
     from .outputs import staged_outputs
+    from .process import for_each_exam
     from .roi_io import write_seg_nrrd
 
     options = _read_options(args)
     exams = find_exams(args.study, options)
     seg = _segmenter(args)
-    failed = 0
-    for study_uid, series in exams:
-        key = exam_key_for(study_uid)
-        target = Path(args.out) if len(exams) == 1 else Path(args.out) / key
-        try:
-            exam = build_exam(study_uid, series, options)
-            s = seg.segment(exam)
-        except MREFibrosisError as exc:
-            if len(exams) == 1:
-                raise
-            failed += 1
-            print(f"error: exam {key}: {exc}", file=sys.stderr)
-            continue
+
+    def segment_and_write(exam, target):
+        s = seg.segment(exam)
         area = float(s.roi.sum() * exam.geometry.pixel_area_mm2 / 100.0)
-        info = {"exam_key": key, "roi_area_cm2": area, "tta_agreement": s.tta_agreement, "seconds": round(s.seconds, 3), "model": seg.describe()}
+        info = {"exam_key": exam.exam_key, "roi_area_cm2": area, "tta_agreement": s.tta_agreement, "seconds": round(s.seconds, 3), "model": seg.describe()}
         with staged_outputs(target) as out:
             write_seg_nrrd(out.path("roi.seg.nrrd"), s.roi, exam.geometry)
             out.path("segmentation.json").write_text(json.dumps(info, indent=2) + "\n")
-        tta = f", TTA agreement {s.tta_agreement:.3f}" if s.tta_agreement is not None else ""
-        log.info("exam %s: ROI %.2f cm2%s -> %s", key, area, tta, target)
+        return info
+
+    failed = 0
+    for outcome in for_each_exam(exams, args.out, options, segment_and_write):
+        if outcome.error:
+            failed += 1
+            print(f"error: exam {outcome.exam_key}: {outcome.error}", file=sys.stderr)
+            continue
+        info = outcome.result
+        tta = f", TTA agreement {info['tta_agreement']:.3f}" if info["tta_agreement"] is not None else ""
+        log.info("exam %s: ROI %.2f cm2%s -> %s", outcome.exam_key, info["roi_area_cm2"], tta, outcome.out_dir)
     return 2 if failed else 0
 
 

@@ -186,13 +186,6 @@ def _stiffness_kpa(stack: Stack, vendor: str, options: ReadOptions) -> tuple[np.
     return kpa, ~invalid, "; ".join(sorted(sources)), explicit
 
 
-def _raw_kpa(stack: Stack, vendor: str, options: ReadOptions) -> np.ndarray:
-    out = np.empty(stack.stored.shape, dtype=np.float64)
-    for k, header in enumerate(stack.headers):
-        out[k] = stiffness_unit_mapping(header, vendor, options.stiffness_unit, options.vendor_units).apply(stack.stored[k].astype(np.float64))
-    return out
-
-
 def _check_plausible(kpa: np.ndarray, mask: np.ndarray, label: str) -> None:
     if mask.sum() < 20:
         return
@@ -266,7 +259,7 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
             candidates &= stored < INVALID_STORED
         if confidence_valid is not None and (candidates & confidence_valid).sum() >= 20:
             candidates &= confidence_valid
-        _check_plausible(_raw_kpa(main, vendor, options), candidates, main.info.label)
+        _check_plausible(kpa, candidates, main.info.label)  # kpa keeps out-of-range values; only NaN became 0
     if not valid.any():
         notes.append("no valid stiffness pixels in the elastogram")
 

@@ -74,8 +74,29 @@ class ExamOutcome:
 
     exam_key: str
     out_dir: Path
-    result: ExamResult | None
+    result: object | None  # an ExamResult for measure runs
     error: str | None
+
+
+def for_each_exam(exams: list, out_dir: str | os.PathLike, options: ReadOptions, work: Callable):
+    """Run work(exam, target folder) for every (study UID, series) found; yields an outcome per exam.
+
+    One exam writes into out_dir itself; several write into out_dir/<exam key>/ (a hash, never a
+    DICOM value). A failing exam is reported and the run goes on; a single failing exam raises.
+    """
+    from .errors import MREFibrosisError
+    from .exam import exam_key_for
+    from .exam_reader import build_exam
+
+    for study_uid, series in exams:
+        key = exam_key_for(study_uid)
+        target = Path(out_dir) if len(exams) == 1 else Path(out_dir) / key
+        try:
+            yield ExamOutcome(key, target, work(build_exam(study_uid, series, options), target), None)
+        except MREFibrosisError as exc:
+            if len(exams) == 1:
+                raise
+            yield ExamOutcome(key, target, None, str(exc))
 
 
 def process_many(
@@ -88,29 +109,17 @@ def process_many(
     include_identifiers: bool = False,
     dicom: bool = False,
 ):
-    """Measure every exam below `paths` with one loaded segmenter; yields an outcome per exam.
-
-    One exam writes into out_dir itself; several write into out_dir/<exam key>/ (a hash, never a
-    DICOM value). A failing exam is reported and the run goes on.
-    """
-    from .exam_reader import build_exam, find_exams
-    from .exam import exam_key_for
-    from .errors import MREFibrosisError
+    """Measure every exam below `paths` with one loaded segmenter; yields an outcome per exam."""
+    from .exam_reader import find_exams
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    exams = find_exams(paths, options)
-    for study_uid, series in exams:
-        key = exam_key_for(study_uid)
-        target = Path(out_dir) if len(exams) == 1 else Path(out_dir) / key
-        try:
-            exam = build_exam(study_uid, series, options)
-            result = process_exam(exam, None, options, preset, segmenter, min_area_cm2)
-            write_results(result, target, include_identifiers, dicom)
-            yield ExamOutcome(key, target, result, None)
-        except MREFibrosisError as exc:
-            if len(exams) == 1:
-                raise
-            yield ExamOutcome(key, target, None, str(exc))
+
+    def measure_and_write(exam: Exam, target: Path) -> ExamResult:
+        result = process_exam(exam, None, options, preset, segmenter, min_area_cm2)
+        write_results(result, target, include_identifiers, dicom)
+        return result
+
+    yield from for_each_exam(find_exams(paths, options), out_dir, options, measure_and_write)
 
 
 def _fmt(value) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ def train_tiny_model(root: Path, n_exams: int = 6, steps: int = 120, size: int =
     exams = sorted((root / "cohort").glob("exam_*"))
     for d in exams:
         exam = read_exam(d / "dicom")
-        roi = read_roi(d / "roi.seg.nrrd", exam.geometry) if (d / "truth.json").read_text().find('"ok"') >= 0 else np.zeros(exam.valid.shape, bool)
+        ok = json.loads((d / "truth.json").read_text())["status"] == "ok"
+        roi = read_roi(d / "roi.seg.nrrd", exam.geometry) if ok else np.zeros(exam.valid.shape, bool)
         x = torch.from_numpy(canonical_input(exam, pre))
         y = torch.from_numpy(roi[:, None].astype(np.float32))
         xs.append(to_model_size(x, size))

@@ -84,7 +84,6 @@ def test_results_are_idempotent(measured, tmp_path):
 
 
 def test_indeterminate_report(tmp_path):
-    import numpy as np
 
     from mrefibrosis.dicom_out.build import build_dicom_results
     from mrefibrosis.exam_reader import read_exam

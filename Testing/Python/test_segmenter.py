@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from model_fixtures import train_tiny_model
-from mrefibrosis.errors import MREFibrosisError
 from mrefibrosis.exam_reader import read_exam
 from mrefibrosis.model.architectures import UNET_CLASSIC, UNET_RESNEXT50, build_model
 from mrefibrosis.model.model_file import ModelFileError, ModelInfo, Preprocessing, read_model_file, save_model

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..exam_reader import ReadOptions
 from .config import load_config

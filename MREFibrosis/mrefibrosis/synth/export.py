@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..exam_reader import INVALID_STORED
 from ..dicom_writer import StudyContext, axial_stack, write_ge_exam, write_siemens_exam
 from ..geometry import build_geometry
 from ..hatch import draw_hatch
@@ -18,7 +19,6 @@ from ..roi_io import write_seg_nrrd
 from ..staging import load_presets
 from .simulate import SynthExam, SynthSettings, reader_roi, simulate_exam
 
-GE_INVALID = 32766
 SIEMENS_WHITE = 800  # display maximum at window 400/800
 GE_SETTINGS = SynthSettings(rows=256, cols=256, spacing_mm=1.5625, thickness_mm=10.0, step_mm=11.0)
 SIEMENS_SETTINGS = SynthSettings(rows=204, cols=256, spacing_mm=1.5625, thickness_mm=8.0, step_mm=10.0)
@@ -40,14 +40,14 @@ def vendor_arrays(exam: SynthExam, vendor: str, rng: np.random.Generator) -> dic
         pa = np.rint(kpa * 1000.0)
         invalid = ~np.isfinite(pa) | (pa > 30000)
         stored = np.where(body, np.clip(np.nan_to_num(pa), 1, 30000), 0)
-        stored[invalid & body] = GE_INVALID
+        stored[invalid & body] = INVALID_STORED
         if rng.random() < 0.3:  # burnt-in label in the bottom rows, as on the real exam
             label = _text_mask("! LOW ACQ RES!", exam.settings.rows, exam.settings.cols, exam.settings.rows - 14)
             stored[:, label] = 9000
         out["stiffness_pa"] = stored.astype(np.int16)
         out["confidence_x1000"] = np.where(body, np.rint(conf * 1000), 0).astype(np.int16)
         out["stored_kpa"] = stored / 1000.0
-        out["valid"] = (stored > 0) & (stored != GE_INVALID)
+        out["valid"] = (stored > 0) & (stored != INVALID_STORED)
     else:
         tenpa = np.where(body, np.clip(np.rint(np.nan_to_num(kpa) * 100.0), 1, 4095), 0).astype(np.uint16)
         low = body & (conf < exam.settings.confidence_threshold)
