@@ -111,7 +111,105 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage-mix", metavar="MIX", help="weights of drawn fibrosis stages, e.g. F0=1,F1=1,F2=1,F3=1,F4=1")
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
     p.add_argument("--preview", metavar="PNG", help="also draw a sheet of the first exam into PNG")
+
+    p = sub.add_parser("manifest", help="write manifest.csv (exam, roi, reader kPa, stage, sex, age) for a synthetic cohort")
+    p.add_argument("cohort", metavar="COHORT", help="folder written by 'mrefibrosis synth'")
+    p.add_argument("--out", metavar="CSV", help="default COHORT/manifest.csv")
+    p.add_argument("--cohort-name", metavar="NAME", help="value of the 'cohort' column (for the two-cohort table)")
+
+    p = sub.add_parser("train", help="train a segmenter on a manifest of annotated exams (the seed paper's recipe by default)")
+    p.add_argument("manifest", metavar="MANIFEST", help="CSV with exam,roi[,patient,manual_kpa,stage,...] (docs/training.md)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder: model.mrefmodel, checkpoint.pt, split.csv, history.csv")
+    p.add_argument("--resume", action="store_true", help="continue the run in DIR from its last finished epoch")
+    _add_train_options(p)
+
+    p = sub.add_parser("tune", help="Optuna search over the paper's lr, momentum and weight-decay ranges (resumable SQLite study)")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--out", required=True, metavar="DIR", help="study folder: study.db, best_params.json, trials.csv")
+    p.add_argument("--trials", type=int, default=20, help="trials to run in this call (default 20)")
+    p.add_argument("--study-name", default="mrefibrosis", metavar="NAME")
+    _add_train_options(p)
+
+    p = sub.add_parser("evaluate", help="the paper's report for a model on a labelled cohort: Dice/IoU/F1, r, ICC, Bland-Altman, staging")
+    p.add_argument("manifest", metavar="MANIFEST", help="CSV of the evaluation cohort (exam, roi, manual_kpa, stage, demographics)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, metrics.json, per_exam.csv and PNG plots")
+    p.add_argument("--compare-with", metavar="MANIFEST", help="a second cohort (e.g. the training manifest) for the two-cohort table")
+    p.add_argument("--preset", default="seed", metavar="NAME", help="staging preset (default seed)")
+    p.add_argument("--title", default="", metavar="TEXT", help="heading of report.md")
+    _add_model_options(p)
     return parser
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from .training.config import TrainConfig
+
+    d = TrainConfig()
+    g = p.add_argument_group("recipe (defaults: the seed paper)")
+    g.add_argument("--architecture", default=d.architecture, choices=["unet_resnext50_32x4d", "unet_classic"], help="UNet-ResNeXt50-32x4d or the plain U-Net baseline")
+    g.add_argument("--input-size", type=int, default=d.input_size, metavar="PX", help=f"network input size, bilinear (default {d.input_size})")
+    g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
+    g.add_argument("--lr", type=float, default=d.lr, help=f"SGD learning rate (default {d.lr})")
+    g.add_argument("--momentum", type=float, default=d.momentum, help=f"default {d.momentum}")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"slices per optimizer step (default {d.batch_size})")
+    g.add_argument("--pos-weight", type=float, default=d.pos_weight, metavar="W", help="BCE weight of ROI pixels (default 1: plain BCE as in the paper)")
+    g.add_argument("--micro-batch", type=int, default=0, metavar="N", help="slices per forward pass; gradients accumulate to --batch-size (default: all on GPU, 8 on CPU)")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction, help=f"share of patients for validation, stratified by stage (default {d.val_fraction})")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--device", default="auto", metavar="D", help="auto (CUDA when available), cpu or cuda[:N]")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="auto: fp16 mixed precision on CUDA, fp32 on CPU")
+    g.add_argument("--base-channels", type=int, default=64, metavar="N", help="plain U-Net width (default 64)")
+    g.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    g.add_argument("--max-steps-per-epoch", type=int, default=0, metavar="N", help="cap optimizer steps per epoch (smoke tests)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars (logs one line per epoch)")
+
+
+def _train_config(args):
+    from .training.config import TrainConfig
+
+    return TrainConfig(architecture=args.architecture, base_channels=args.base_channels, input_size=args.input_size, epochs=args.epochs,
+                       lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size, pos_weight=args.pos_weight,
+                       micro_batch=args.micro_batch, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+                       precision=args.precision, augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch)
+
+
+def cmd_manifest(args) -> int:
+    from .training.manifest import manifest_from_synthetic
+
+    out = manifest_from_synthetic(args.cohort, args.out, args.cohort_name)
+    log.info("manifest: %s", out)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .training.manifest import read_manifest
+    from .training.trainer import train
+
+    rows = read_manifest(args.manifest)
+    result = train(_train_config(args), rows, args.out, resume=args.resume, progress=not args.no_progress)
+    log.info("best validation Dice %.4f at epoch %d; model %s (validated precisions: %s); %.0f s",
+             result.best_dice, result.best_epoch, result.model_path, ", ".join(result.validated_precisions), result.seconds)
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from .training.manifest import read_manifest
+    from .training.tune import tune
+
+    if args.trials < 0:
+        raise MREFibrosisError("--trials must be 0 or more.")
+    best = tune(_train_config(args), read_manifest(args.manifest), args.out, args.trials, args.study_name, progress=not args.no_progress)
+    log.info("best trial %d: validation Dice %.4f with %s -> %s", best["trial"], best["val_dice"], best["params"], Path(args.out) / "best_params.json")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation.report import evaluate
+
+    summary = evaluate(args.manifest, args.out, _segmenter(args), preset=args.preset, compare_with=args.compare_with, title=args.title)
+    log.info("evaluated %d exams: Dice %.4f, Pearson r %s -> %s", summary["exams"], summary["dice_mean"],
+             "n/a" if summary["pearson_r"] is None else f"{summary['pearson_r']:.4f}", Path(args.out) / "report.md")
+    return 0
 
 
 def cmd_measure(args) -> int:
@@ -283,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     # pydicom logs decoder tracebacks and value warnings; users get our one-line messages instead.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    handlers = {"measure": cmd_measure, "segment": cmd_segment, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth, "worker": cmd_worker, "receiver": cmd_receiver, "batch": cmd_batch}
+    handlers = {"measure": cmd_measure, "segment": cmd_segment, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth, "worker": cmd_worker, "receiver": cmd_receiver, "batch": cmd_batch, "manifest": cmd_manifest, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate}
     try:
         return handlers[args.command](args)
     except MREFibrosisError as exc:

@@ -47,6 +47,10 @@ def staged_outputs(out_dir: str | os.PathLike) -> Iterator[StagedOutputs]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+_UMASK = os.umask(0)  # read once at import, while single-threaded (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a single file through a temporary name in the same folder, then rename."""
     path = Path(path)
@@ -54,6 +58,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results follow the user's umask like any file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

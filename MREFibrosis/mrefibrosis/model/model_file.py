@@ -84,7 +84,10 @@ def save_model(path: str | os.PathLike, model, info: ModelInfo, half: bool = Tru
 
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
-    torch.save({"metadata": info.to_dict(), "state_dict": state}, buf)
+    import json
+
+    metadata = json.loads(json.dumps(info.to_dict(), default=str))  # plain types only: loadable with weights_only=True
+    torch.save({"metadata": metadata, "state_dict": state}, buf)
     payload = buf.getvalue()
     digest = hashlib.sha256(payload).hexdigest()
     path = Path(path)

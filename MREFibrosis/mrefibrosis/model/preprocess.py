@@ -24,21 +24,38 @@ def body_region(exam: Exam) -> np.ndarray:
     return out
 
 
-def canonical_input(exam: Exam, pre: Preprocessing) -> np.ndarray:
-    """(slices, channels, rows, columns) float32 in [0, 1] on the exam's native grid."""
+def windowed_elastogram(exam: Exam, pre: Preprocessing) -> np.ndarray:
+    """Stiffness in the display window scaled to [0, 1], zero outside the processed region; no hatch yet."""
     lo, hi = pre.window_kpa
     img = np.clip((exam.stiffness_kpa - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
     img[~exam.valid] = 0.0
-    if exam.confidence_valid is not None:
-        low = body_region(exam) & ~exam.confidence_valid
-        img = draw_hatch(img, low, pre.hatch_value, pre.hatch_period_px, pre.hatch_width_px, pre.hatch_cross)
-    channels = [img]
+    return img
+
+
+def low_confidence_region(exam: Exam) -> np.ndarray | None:
+    """Where the scanner would draw its hatch: inside the body, below the confidence threshold."""
+    if exam.confidence_valid is None:
+        return None
+    return body_region(exam) & ~exam.confidence_valid
+
+
+def extra_channels(exam: Exam, pre: Preprocessing) -> list[np.ndarray]:
+    channels = []
     for name in pre.channels[1:]:
         if name == "magnitude":
-            mag = exam.magnitude if exam.magnitude is not None else np.zeros_like(img)
+            mag = exam.magnitude if exam.magnitude is not None else np.zeros(exam.stiffness_kpa.shape, np.float32)
             scale = np.percentile(mag, 99.5) if mag.any() else 1.0
             channels.append(np.clip(mag / max(scale, 1e-6), 0, 1).astype(np.float32))
-    return np.stack(channels, axis=1)
+    return channels
+
+
+def canonical_input(exam: Exam, pre: Preprocessing) -> np.ndarray:
+    """(slices, channels, rows, columns) float32 in [0, 1] on the exam's native grid."""
+    img = windowed_elastogram(exam, pre)
+    low = low_confidence_region(exam)
+    if low is not None:
+        img = draw_hatch(img, low, pre.hatch_value, pre.hatch_period_px, pre.hatch_width_px, pre.hatch_cross)
+    return np.stack([img] + extra_channels(exam, pre), axis=1)
 
 
 def to_model_size(x, size: int):

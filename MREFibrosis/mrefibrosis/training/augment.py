@@ -1,0 +1,80 @@
+"""Augmentations that keep anatomy plausible: no left-right flip (the liver stays on the patient's
+right), small rotations/scales/shifts, stiffness-scale and contrast changes, noise, and hatch
+patterns of other periods, widths and phases as different scanners and viewers draw them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..hatch import draw_hatch
+from ..model.model_file import Preprocessing
+from .slices import ExamSlices
+
+
+@dataclass
+class AugmentConfig:
+    rotate_deg: float = 10.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    shift_fraction: float = 0.06
+    stiffness_scale: tuple[float, float] = (0.75, 1.3)
+    gamma: tuple[float, float] = (0.8, 1.25)
+    noise_sd: float = 0.02
+    hatch_periods: tuple[int, ...] = (5, 6, 7, 8, 9, 10, 12)
+    hatch_widths: tuple[int, ...] = (1, 1, 2)
+    hatch_value: tuple[float, float] = (0.85, 1.0)
+    cross_probability: float = 0.7
+
+
+def render_slice(ex: ExamSlices, s: int, pre: Preprocessing, rng: np.random.Generator | None, aug: AugmentConfig | None) -> np.ndarray:
+    """(C, H, W) network input on the native grid; with rng+aug the intensity and hatch are varied."""
+    img = ex.image[s].copy()
+    el = img[0]
+    if rng is not None and aug is not None:
+        body = el > 0
+        el = np.where(body, np.clip(el * rng.uniform(*aug.stiffness_scale), 0, 1) ** rng.uniform(*aug.gamma), 0.0).astype(np.float32)
+        el = np.where(body, np.clip(el + rng.normal(0, aug.noise_sd, el.shape), 0, 1), 0.0).astype(np.float32)
+        period = int(rng.choice(aug.hatch_periods))
+        width = int(min(rng.choice(aug.hatch_widths), period - 1))
+        cross = bool(rng.random() < aug.cross_probability)
+        value = float(rng.uniform(*aug.hatch_value))
+        phase = int(rng.integers(0, period))
+    else:
+        period, width, cross, value, phase = pre.hatch_period_px, pre.hatch_width_px, pre.hatch_cross, pre.hatch_value, 0
+    if ex.low_confidence is not None:
+        el = draw_hatch(el, ex.low_confidence[s], value, period, width, cross, phase)
+    img[0] = el
+    return img
+
+
+def batch_tensors(exams: list[ExamSlices], items: list[tuple[int, int]], pre: Preprocessing, rng: np.random.Generator | None,
+                  aug: AugmentConfig | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) at the model size; bilinear like inference, targets thresholded back to 0/1."""
+    xs, ys = [], []
+    size = (pre.input_size, pre.input_size)
+    for e, s in items:
+        ex = exams[e]
+        x = torch.from_numpy(render_slice(ex, s, pre, rng, aug))[None]
+        y = torch.from_numpy(ex.target[s].astype(np.float32))[None, None]
+        xs.append(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+        ys.append(F.interpolate(y, size=size, mode="bilinear", align_corners=False))
+    x, y = torch.cat(xs), torch.cat(ys)
+    if rng is not None and aug is not None:
+        x, y = random_affine(x, y, rng, aug)
+    return x, (y >= 0.5).float()
+
+
+def random_affine(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, aug: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    n = x.shape[0]
+    theta = np.zeros((n, 2, 3), np.float32)
+    for i in range(n):
+        a = np.deg2rad(rng.uniform(-aug.rotate_deg, aug.rotate_deg))
+        sc = rng.uniform(*aug.scale)
+        tx, ty = rng.uniform(-aug.shift_fraction, aug.shift_fraction, 2) * 2
+        theta[i] = [[np.cos(a) / sc, -np.sin(a) / sc, tx], [np.sin(a) / sc, np.cos(a) / sc, ty]]
+    grid = F.affine_grid(torch.from_numpy(theta), list(x.shape), align_corners=False)
+    return (F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False),
+            F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False))

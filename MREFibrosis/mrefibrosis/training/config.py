@@ -1,0 +1,63 @@
+"""Training settings; the defaults are the seed paper's recipe."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import MREFibrosisError
+from ..model.architectures import ARCHITECTURES, UNET_RESNEXT50
+from .augment import AugmentConfig
+
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    architecture: str = UNET_RESNEXT50
+    base_channels: int = 64  # plain U-Net only
+    input_size: int = 512
+    epochs: int = 32
+    lr: float = 0.005
+    momentum: float = 0.982
+    weight_decay: float = 4.457e-6
+    batch_size: int = 32
+    pos_weight: float = 1.0  # BCE weight of ROI pixels; >1 counters the ~1 % ROI share of an MRE slice (paper: 1)
+    micro_batch: int = 0  # 0: the whole batch on a GPU, 8 on a CPU; gradients accumulate up to batch_size
+    val_fraction: float = 0.15
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto: fp16 mixed precision on CUDA, fp32 on CPU
+    augment: bool = True
+    max_steps_per_epoch: int = 0  # 0: every slice once per epoch (set for smoke tests and tuning)
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def validate(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise MREFibrosisError(f"--architecture must be one of {', '.join(ARCHITECTURES)}.")
+        if self.input_size < 32 or self.input_size % 32:
+            raise MREFibrosisError("--input-size must be a multiple of 32 (e.g. 256 or 512).")
+        if self.epochs < 1 or self.batch_size < 1 or self.micro_batch < 0:
+            raise MREFibrosisError("--epochs and --batch-size must be at least 1.")
+        if not (self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
+            raise MREFibrosisError("need --lr > 0, 0 <= --momentum < 1 and --weight-decay >= 0.")
+        if not self.pos_weight > 0:
+            raise MREFibrosisError("--pos-weight must be positive (1 is plain BCE).")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise MREFibrosisError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "TrainConfig":
+        d = dict(d)
+        aug = d.pop("augmentation", {}) or {}
+        aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
+        return TrainConfig(**{k: v for k, v in d.items() if k in TrainConfig.__dataclass_fields__}, augmentation=AugmentConfig(**aug))
+
+    # What must not change between a run and its resumption.
+    def identity(self) -> dict:
+        d = self.to_dict()
+        for k in ("device", "epochs"):
+            d.pop(k)
+        return d

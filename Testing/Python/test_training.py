@@ -1,0 +1,133 @@
+"""Training on a handful of synthetic slices: the paper's recipe runs, learns, resumes and reproduces."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mrefibrosis.cli import main
+from mrefibrosis.model.segmenter import Segmenter
+from mrefibrosis.synth.cohort import generate_cohort
+from mrefibrosis.training.config import TrainConfig
+from mrefibrosis.training.manifest import ManifestError, manifest_from_synthetic, read_manifest
+from mrefibrosis.training.split import split_patients
+from mrefibrosis.training.trainer import train
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_cohort")
+    generate_cohort(root, 6, seed=77, vendor="both", stage_mix=None, workers=1)
+    return manifest_from_synthetic(root)
+
+
+def tiny(**kw) -> TrainConfig:
+    base = dict(architecture="unet_classic", base_channels=8, input_size=64, epochs=3, batch_size=8, micro_batch=4,
+                max_steps_per_epoch=4, val_fraction=0.34, seed=5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_synthetic_manifest_columns(manifest):
+    rows = read_manifest(manifest)
+    assert len(rows) == 6
+    header = manifest.read_text().splitlines()[0].split(",")
+    assert header[:6] == ["exam", "roi", "patient", "manual_kpa", "stage", "fibrosis_stage"]
+    ok = [r for r in rows if r.roi_path is not None]
+    assert ok and all(r.manual_kpa > 0 and r.stage in ("F0-F1", ">=F2") for r in ok)
+    assert {r.demographics["sex"] for r in rows} <= {"F", "M"}
+
+
+def test_loss_falls_and_the_model_file_loads(manifest, tmp_path):
+    result = train(tiny(epochs=4, lr=0.005), read_manifest(manifest), tmp_path / "run", progress=False)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0] * 0.9, losses
+    seg = Segmenter(result.model_path, device="cpu")
+    assert seg.info.architecture == "unet_classic" and seg.info.preprocessing.input_size == 64
+    assert seg.info.training["config"]["momentum"] == pytest.approx(0.982)
+    assert seg.info.metrics["val_dice"] == pytest.approx(result.best_dice, abs=1e-4)
+    history = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert len(history) == 4 and sum(int(h["best"]) for h in history) >= 1
+
+
+def test_resume_reaches_the_same_weights_and_a_seed_repeats_a_run(manifest, tmp_path):
+    rows = read_manifest(manifest)
+    full = train(tiny(), rows, tmp_path / "full", progress=False)
+    train(tiny(epochs=2), rows, tmp_path / "cut", progress=False)  # "interrupted" after epoch 2
+    resumed = train(tiny(), rows, tmp_path / "cut", resume=True, progress=False)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "full" / "split.csv").read_text() == (tmp_path / "cut" / "split.csv").read_text()
+
+
+def test_run_folder_guard_and_resume_with_other_settings(manifest, tmp_path):
+    rows = read_manifest(manifest)
+    train(tiny(epochs=1), rows, tmp_path / "r", progress=False)
+    with pytest.raises(Exception, match="--resume"):
+        train(tiny(epochs=1), rows, tmp_path / "r", progress=False)
+    with pytest.raises(Exception, match="different settings"):
+        train(tiny(epochs=2, lr=0.1), rows, tmp_path / "r", resume=True, progress=False)
+
+
+def test_resnext_unet_trains_with_gradient_accumulation(manifest, tmp_path):
+    cfg = tiny(architecture="unet_resnext50_32x4d", epochs=1, batch_size=4, micro_batch=2, max_steps_per_epoch=1)
+    result = train(cfg, read_manifest(manifest), tmp_path / "rx", progress=False)
+    info = Segmenter(result.model_path, device="cpu").info
+    assert info.architecture == "unet_resnext50_32x4d"
+    assert np.isfinite(result.history[0]["train_loss"])
+
+
+def test_split_is_by_patient_and_stratified(tmp_path):
+    rows = []
+    lines = ["exam,roi,patient,stage"]
+    for i in range(40):
+        (tmp_path / f"e{i}").mkdir()
+        lines.append(f"e{i},,p{i // 2},{'F0-F1' if i % 4 < 2 else '>=F2'}")  # two exams per patient
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    rows = read_manifest(tmp_path / "m.csv")
+    split = split_patients(rows, 0.25, seed=1)
+    assert set(split) == {f"p{i}" for i in range(20)}
+    for stage in ("F0-F1", ">=F2"):
+        patients = {r.patient for r in rows if r.stage == stage}
+        assert sum(split[p] == "val" for p in patients) == round(0.25 * len(patients))
+    assert split == split_patients(rows, 0.25, seed=1)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("exam\nx\n", "lacks column"),
+    ("exam,roi\nmissing_folder,\n", "does not exist"),
+    ("exam,roi,manual_kpa\nd,,3,5\n", None),
+    ("exam,roi,manual_kpa\nd,,abc\n", "not a number"),
+    ("exam,roi,manual_kpa\nd,,3500\n", "kPa, not Pa"),
+    ("exam,roi\nd,\nd,\n", "listed twice"),
+    ("exam,roi\n", "no exam rows"),
+])
+def test_manifest_errors_are_one_line(tmp_path, text, match):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "m.csv").write_text(text)
+    if match is None:
+        assert len(read_manifest(tmp_path / "m.csv")) == 1
+        return
+    with pytest.raises(ManifestError, match=match) as info:
+        read_manifest(tmp_path / "m.csv")
+    assert "\n" not in str(info.value)
+
+
+def test_cli_train_reports_bad_input_in_one_line(tmp_path, capsys):
+    (tmp_path / "m.csv").write_text("exam,roi\nnowhere,\n")
+    assert main(["train", str(tmp_path / "m.csv"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: manifest line 2") and "\n" not in err
+    assert main(["train", str(tmp_path / "m.csv"), "--out", str(tmp_path / "run"), "--input-size", "100"]) == 2
+
+
+def test_cli_train_writes_a_run(manifest, tmp_path):
+    out = tmp_path / "cli_run"
+    assert main(["train", str(manifest), "--out", str(out), "--architecture", "unet_classic", "--base-channels", "8", "--input-size", "64",
+                 "--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "2", "--no-progress", "--val-fraction", "0.34"]) == 0
+    assert {p.name for p in out.iterdir()} >= {"model.mrefmodel", "checkpoint.pt", "split.csv", "history.csv", "config.json"}
+    assert json.loads((out / "config.json").read_text())["weight_decay"] == pytest.approx(4.457e-6)
