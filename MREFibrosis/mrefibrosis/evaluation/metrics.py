@@ -161,7 +161,7 @@ def cohen_kappa(cm: np.ndarray, confidence: float = 0.95) -> Kappa | None:
     kappa = (po - pe) / (1 - pe)
     se = math.sqrt(po * (1 - po) / (n * (1 - pe) ** 2))
     q = stats.norm.ppf(0.5 + confidence / 2)
-    return Kappa(int(n), float(po), pe, float(kappa), float(kappa - q * se), float(kappa + q * se))
+    return Kappa(int(n), float(po), pe, float(kappa), float(max(-1.0, kappa - q * se)), float(min(1.0, kappa + q * se)))
 
 
 def welch_t(x, y) -> float | None:

@@ -99,23 +99,31 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def predict_exam(model, ex: ExamSlices, pre: Preprocessing, device: str, precision: str, threshold: float = 0.5, min_piece_cm2: float = 1.0) -> np.ndarray:
-    """The inference pipeline on loaded slices: canonical hatch, resize, forward, back to native, post-process."""
+def exam_probability(model, ex: ExamSlices, pre: Preprocessing, device: str, precision: str) -> np.ndarray:
+    """The inference pipeline on loaded slices: canonical hatch, resize, forward, back to the native grid."""
     import torch.nn.functional as F
 
     x = torch.from_numpy(np.stack([render_slice(ex, s, pre, None, None) for s in range(ex.n_slices)])).to(device)
     xs = F.interpolate(x, size=(pre.input_size, pre.input_size), mode="bilinear", align_corners=False)
     with _autocast(device, precision):
         logits = model(xs.contiguous(memory_format=torch.channels_last)).float()
-    prob = torch.sigmoid(F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False))[:, 0].cpu().numpy()
-    mask = (prob >= threshold) & ex.allowed
-    return drop_small_pieces(mask, ex.pixel_area_mm2, min_piece_cm2)
+    return torch.sigmoid(F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False))[:, 0].cpu().numpy()
 
 
-def validation_dice(model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str, threshold: float = 0.5) -> float:
+def postprocess(prob: np.ndarray, ex: ExamSlices, threshold: float = 0.5, min_piece_cm2: float = 1.0) -> np.ndarray:
+    return drop_small_pieces((prob >= threshold) & ex.allowed, ex.pixel_area_mm2, min_piece_cm2)
+
+
+def validation_dice(model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str,
+                    thresholds: tuple[float, ...] = (0.5,)) -> dict[float, float]:
+    """Mean exam Dice per threshold; the network runs once per exam whatever the number of thresholds."""
     model.eval()
-    scores = [dice(predict_exam(model, ex, pre, device, precision, threshold), ex.target & ex.allowed) for ex in exams]
-    return float(np.mean(scores)) if scores else float("nan")
+    scores: dict[float, list[float]] = {t: [] for t in thresholds}
+    for ex in exams:
+        prob = exam_probability(model, ex, pre, device, precision)
+        for t in thresholds:
+            scores[t].append(dice(postprocess(prob, ex, t), ex.target & ex.allowed))
+    return {t: (float(np.mean(v)) if v else float("nan")) for t, v in scores.items()}
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -241,7 +249,7 @@ def train(
             if not progress and n_batches >= 8 and (b + 1) % (n_batches // 4) == 0 and b + 1 < n_batches:
                 log.info("epoch %d: %d/%d steps, loss %.4f", epoch, b + 1, n_batches, np.mean(losses[-10:]))
         bar.close()
-        val = validation_dice(model, data.val, pre, device, precision)
+        val = validation_dice(model, data.val, pre, device, precision)[0.5]
         seconds += time.perf_counter() - t0
         improved = val > best_dice
         if improved:
@@ -277,10 +285,10 @@ def finalize_model(model_path: Path, val: list[ExamSlices], device: str) -> tupl
     model.load_state_dict(state)
     model = model.to(device).eval().to(memory_format=torch.channels_last)
     pre = info.preprocessing
-    scores = {t: validation_dice(model, val, pre, device, "fp32", t) for t in THRESHOLDS}
+    scores = validation_dice(model, val, pre, device, "fp32", THRESHOLDS)
     best_t = max(scores, key=lambda t: (scores[t], -abs(t - 0.5)))
     fp32 = scores[best_t]
-    bf16 = validation_dice(model, val, pre, device, "bf16", best_t)
+    bf16 = validation_dice(model, val, pre, device, "bf16", (best_t,))[best_t]
     validated = ("fp32", "bf16") if abs(fp32 - bf16) <= BF16_TOLERANCE else ("fp32",)
     info.threshold = best_t
     info.validated_precisions = validated
