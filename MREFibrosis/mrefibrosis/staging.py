@@ -87,3 +87,19 @@ def stage_for(kpa: float, preset: Preset, frequency_hz: float | None) -> tuple[s
     if frequency_hz is not None and abs(frequency_hz - preset.frequency_hz) > 0.5:
         return None, f"driver frequency {frequency_hz:g} Hz; preset '{preset.name}' is for {preset.frequency_hz:g} Hz"
     return preset.stage_of(round(float(kpa), REPORTED_DECIMALS)).stage, None
+
+
+def at_least_f2(label: str | None, kpa: float | None, preset: Preset) -> bool | None:
+    """>= F2 from a stage label (a preset band name or F0..F4), else from the kPa value."""
+    if label:
+        for band in preset.bands:
+            if band.stage == label:
+                return band.at_least_f2
+        lab = label.strip().upper()
+        if lab in ("F0", "F1", "F0-F1"):
+            return False
+        if lab in ("F2", "F3", "F4", ">=F2"):
+            return True
+    if kpa is not None:
+        return preset.stage_of(round(kpa, REPORTED_DECIMALS)).at_least_f2
+    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..staging import Preset
+from ..staging import Preset, at_least_f2
 from ..training.manifest import ManifestRow
 from . import metrics as M
 
@@ -25,8 +25,6 @@ def _number(text: str) -> float | None:
 
 
 def cohort_table(evals, other_rows: list[ManifestRow] | None, preset: Preset) -> dict | None:
-    from .report import at_least_f2
-
     if other_rows is not None:
         groups = {"evaluated": [(e.row, e) for e in evals], "comparison": [(r, None) for r in other_rows]}
     else:

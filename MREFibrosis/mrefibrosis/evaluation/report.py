@@ -23,10 +23,11 @@ from ..exam_reader import read_exam
 from ..measure import measure_roi
 from ..outputs import staged_outputs
 from ..roi_io import read_roi
-from ..staging import Preset, get_preset
+from ..staging import Preset, at_least_f2, get_preset
 from ..training.manifest import ManifestRow, read_manifest
 from . import metrics as M
 from .cohorts import cohort_table
+from .markdown import render_report
 from .plots import plot_bland_altman, plot_confusion, plot_correlation
 
 log = logging.getLogger("mrefibrosis")
@@ -47,22 +48,6 @@ class ExamEvaluation:
     auto_f2: bool | None = None
     error: str | None = None
     flags: list[str] = field(default_factory=list)
-
-
-def at_least_f2(label: str | None, kpa: float | None, preset: Preset) -> bool | None:
-    """>= F2 from a stage label (a preset band name or F0..F4), else from the kPa value."""
-    if label:
-        for band in preset.bands:
-            if band.stage == label:
-                return band.at_least_f2
-        lab = label.strip().upper()
-        if lab in ("F0", "F1", "F0-F1"):
-            return False
-        if lab in ("F2", "F3", "F4", ">=F2"):
-            return True
-    if kpa is not None:
-        return preset.stage_of(round(kpa, 2)).at_least_f2
-    return None
 
 
 def evaluate_exam(row: ManifestRow, segmenter, preset: Preset) -> ExamEvaluation:
@@ -179,8 +164,6 @@ def evaluate(manifest: str | os.PathLike, out_dir: str | os.PathLike, segmenter,
     table = cohort_table(evals, other, preset_obj)
     summary["cohort_table"] = table
     metrics = {"software": f"MREFibrosis {__version__}", "model": model, "manifest": Path(manifest).name, **summary}
-    from .markdown import render_report
-
     with staged_outputs(out_dir) as out:
         pairs = [(e.auto_kpa, e.row.manual_kpa) for e in evals if e.auto_kpa is not None and e.row.manual_kpa is not None and e.reader_status == "ok"]
         plots = {}

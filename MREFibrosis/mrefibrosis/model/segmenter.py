@@ -64,9 +64,26 @@ def drop_small_pieces(mask: np.ndarray, pixel_area_mm2: float, min_cm2: float) -
     return out
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
+def dice(a: np.ndarray, b: np.ndarray) -> float:
     s = a.sum() + b.sum()
     return 1.0 if s == 0 else float(2.0 * (a & b).sum() / s)
+
+
+def allowed_region(exam: Exam) -> np.ndarray:
+    """Where an ROI may lie: valid stiffness, and confident where the exam has confidence data."""
+    return exam.valid & exam.confidence_valid if exam.confidence_valid is not None else exam.valid.copy()
+
+
+def postprocess_mask(prob: np.ndarray, allowed: np.ndarray, pixel_area_mm2: float, threshold: float, min_piece_cm2: float) -> np.ndarray:
+    return drop_small_pieces((prob >= threshold) & allowed, pixel_area_mm2, min_piece_cm2)
+
+
+def autocast(device: str, precision: str):
+    """Reduced-precision context for bf16/fp16 on the device's type; a no-op for fp32."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype, enabled=dtype is not None)
 
 
 class Segmenter:
@@ -107,12 +124,8 @@ class Segmenter:
     def _forward(self, x):
         import torch
 
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.inference_mode():
-            if dtype is None:
-                return self.model(x).float()
-            with torch.autocast(device_type="cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype):
-                return self.model(x).float()
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            return self.model(x).float()
 
     def probabilities(self, exams: list[Exam]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """Sigmoid maps on each exam's native grid; all slices of all exams in one batch."""
@@ -141,10 +154,7 @@ class Segmenter:
         return probs, flips
 
     def postprocess(self, exam: Exam, prob: np.ndarray) -> np.ndarray:
-        mask = (prob >= self.info.threshold) & exam.valid
-        if exam.confidence_valid is not None:
-            mask &= exam.confidence_valid
-        return drop_small_pieces(mask, exam.geometry.pixel_area_mm2, self.info.min_piece_cm2)
+        return postprocess_mask(prob, allowed_region(exam), exam.geometry.pixel_area_mm2, self.info.threshold, self.info.min_piece_cm2)
 
     def segment_many(self, exams: list[Exam]) -> list[Segmentation]:
         t0 = time.perf_counter()
@@ -153,7 +163,7 @@ class Segmenter:
         for exam, p, pf in zip(exams, probs, flips):
             agreement = None
             if pf is not None:
-                agreement = _dice(self.postprocess(exam, p), self.postprocess(exam, pf))
+                agreement = dice(self.postprocess(exam, p), self.postprocess(exam, pf))
                 p = 0.5 * (p + pf)
             out.append(Segmentation(self.postprocess(exam, p), p.astype(np.float32), agreement, self.device, self.precision, 0.0))
         dt = time.perf_counter() - t0

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..hatch import draw_hatch
 from ..model.model_file import Preprocessing
+from ..model.preprocess import to_model_size
 from .slices import ExamSlices
 
 
@@ -54,13 +55,12 @@ def batch_tensors(exams: list[ExamSlices], items: list[tuple[int, int]], pre: Pr
                   aug: AugmentConfig | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y) at the model size; bilinear like inference, targets thresholded back to 0/1."""
     xs, ys = [], []
-    size = (pre.input_size, pre.input_size)
     for e, s in items:
         ex = exams[e]
         x = torch.from_numpy(render_slice(ex, s, pre, rng, aug))[None]
         y = torch.from_numpy(ex.target[s].astype(np.float32))[None, None]
-        xs.append(F.interpolate(x, size=size, mode="bilinear", align_corners=False))
-        ys.append(F.interpolate(y, size=size, mode="bilinear", align_corners=False))
+        xs.append(to_model_size(x, pre.input_size))
+        ys.append(to_model_size(y, pre.input_size))
     x, y = torch.cat(xs), torch.cat(ys)
     if rng is not None and aug is not None:
         x, y = random_affine(x, y, rng, aug)

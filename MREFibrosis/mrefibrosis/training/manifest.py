@@ -11,6 +11,7 @@ Relative paths are relative to the manifest file, so a data folder can be moved 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ def manifest_from_synthetic(cohort_dir: str | os.PathLike, out: str | os.PathLik
             truth["exam"], f"{truth['reader_kpa']:.4f}" if ok else "", (truth["stages"].get("seed") or "") if ok else "",
             truth.get("stage_drawn") or "", cohort or "", truth["vendor"], sex, age, truth.get("failure") or "",
         ])
-    buf = "\n".join(",".join(str(c) for c in row) for row in lines) + "\n"
-    atomic_write_text(out, buf)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(lines)
+    atomic_write_text(out, buf.getvalue())
     return out

@@ -15,6 +15,7 @@ from ..errors import MREFibrosisError
 from ..exam_reader import ReadOptions, read_exam
 from ..model.model_file import Preprocessing
 from ..model.preprocess import extra_channels, low_confidence_region, windowed_elastogram
+from ..model.segmenter import allowed_region
 from ..roi_io import read_roi
 from .manifest import ManifestRow
 
@@ -41,8 +42,7 @@ def load_exam_slices(row: ManifestRow, pre: Preprocessing, options: ReadOptions 
     exam = read_exam(row.exam_dir, options)
     target = read_roi(row.roi_path, exam.geometry) if row.roi_path is not None else np.zeros(exam.valid.shape, bool)
     image = np.stack([windowed_elastogram(exam, pre)] + extra_channels(exam, pre), axis=1)
-    allowed = exam.valid & (exam.confidence_valid if exam.confidence_valid is not None else True)
-    return ExamSlices(row, image, low_confidence_region(exam), target, allowed, exam.geometry.pixel_area_mm2)
+    return ExamSlices(row, image, low_confidence_region(exam), target, allowed_region(exam), exam.geometry.pixel_area_mm2)
 
 
 def load_many(rows: list[ManifestRow], pre: Preprocessing, options: ReadOptions = ReadOptions(), progress=None) -> list[ExamSlices]:

@@ -25,7 +25,8 @@ import torch
 from ..errors import MREFibrosisError
 from ..model.architectures import build_model
 from ..model.model_file import ModelInfo, Preprocessing, read_model_file, save_model
-from ..model.segmenter import drop_small_pieces, resolve_device
+from ..model.preprocess import to_model_size, to_native_size
+from ..model.segmenter import autocast, dice, postprocess_mask, resolve_device
 from ..outputs import atomic_write_text
 from .augment import batch_tensors, render_slice
 from .config import TrainConfig
@@ -80,11 +81,6 @@ def prepare_data(rows: list[ManifestRow], config: TrainConfig, run_dir: Path, pr
     return Data([e for e in loaded if subset[str(e.row.exam_dir)] == "train"], [e for e in loaded if subset[str(e.row.exam_dir)] == "val"])
 
 
-def _autocast(device: str, precision: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype, enabled=dtype is not None)
-
-
 def _resolve_precision(config: TrainConfig, device: str) -> str:
     if config.precision != "auto":
         if config.precision == "fp16" and not device.startswith("cuda"):
@@ -93,25 +89,14 @@ def _resolve_precision(config: TrainConfig, device: str) -> str:
     return "fp16" if device.startswith("cuda") else "fp32"
 
 
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    s = int(pred.sum()) + int(truth.sum())
-    return 1.0 if s == 0 else 2.0 * int((pred & truth).sum()) / s
-
-
 @torch.no_grad()
 def exam_probability(model, ex: ExamSlices, pre: Preprocessing, device: str, precision: str) -> np.ndarray:
     """The inference pipeline on loaded slices: canonical hatch, resize, forward, back to the native grid."""
-    import torch.nn.functional as F
-
     x = torch.from_numpy(np.stack([render_slice(ex, s, pre, None, None) for s in range(ex.n_slices)])).to(device)
-    xs = F.interpolate(x, size=(pre.input_size, pre.input_size), mode="bilinear", align_corners=False)
-    with _autocast(device, precision):
+    xs = to_model_size(x, pre.input_size)
+    with autocast(device, precision):
         logits = model(xs.contiguous(memory_format=torch.channels_last)).float()
-    return torch.sigmoid(F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False))[:, 0].cpu().numpy()
-
-
-def postprocess(prob: np.ndarray, ex: ExamSlices, threshold: float = 0.5, min_piece_cm2: float = 1.0) -> np.ndarray:
-    return drop_small_pieces((prob >= threshold) & ex.allowed, ex.pixel_area_mm2, min_piece_cm2)
+    return torch.sigmoid(to_native_size(logits, tuple(x.shape[-2:])))[:, 0].cpu().numpy()
 
 
 def validation_dice(model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str,
@@ -122,7 +107,7 @@ def validation_dice(model, exams: list[ExamSlices], pre: Preprocessing, device: 
     for ex in exams:
         prob = exam_probability(model, ex, pre, device, precision)
         for t in thresholds:
-            scores[t].append(dice(postprocess(prob, ex, t), ex.target & ex.allowed))
+            scores[t].append(dice(postprocess_mask(prob, ex.allowed, ex.pixel_area_mm2, t, 1.0), ex.target & ex.allowed))
     return {t: (float(np.mean(v)) if v else float("nan")) for t, v in scores.items()}
 
 
@@ -235,7 +220,7 @@ def train(
                 part = batch[m : m + micro]
                 x, y = batch_tensors(data.train, part, pre, rng if aug else None, aug)
                 x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
-                with _autocast(device, precision):
+                with autocast(device, precision):
                     logits = model(x)
                 loss = loss_fn(logits.float(), y) * (len(part) / len(batch))
                 scaler.scale(loss).backward()
