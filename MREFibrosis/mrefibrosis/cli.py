@@ -160,6 +160,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="auto: fp16 mixed precision on CUDA, fp32 on CPU")
     g.add_argument("--base-channels", type=int, default=64, metavar="N", help="plain U-Net width (default 64)")
     g.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    g.add_argument("--inputs", default="elastogram", choices=["elastogram", "elastogram+magnitude"],
+                   help="network input: the paper's elastogram, or with the magnitude image as a second channel (dropped at random in training)")
+    g.add_argument("--init-from", default="", metavar="MODEL", help="start from this model file's weights where names and shapes match")
     g.add_argument("--max-steps-per-epoch", type=int, default=0, metavar="N", help="cap optimizer steps per epoch (smoke tests)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars (logs one line per epoch)")
 
@@ -170,7 +173,8 @@ def _train_config(args):
     return TrainConfig(architecture=args.architecture, base_channels=args.base_channels, input_size=args.input_size, epochs=args.epochs,
                        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size, pos_weight=args.pos_weight,
                        micro_batch=args.micro_batch, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                       precision=args.precision, augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch)
+                       precision=args.precision, augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
+                       inputs=args.inputs, init_from=args.init_from)
 
 
 def cmd_manifest(args) -> int:

@@ -13,6 +13,7 @@ import numpy as np
 from . import __version__
 from .errors import RoiError
 from .exam import Exam
+from .qc import FLAG_DARK_LIVER, QcSettings, dark_liver_reason
 from .staging import Preset, get_preset, stage_for
 
 MIN_AREA_CM2 = 1.0
@@ -122,6 +123,7 @@ def measure_roi(
     roi: np.ndarray,
     preset: Preset | str | None = None,
     min_area_cm2: float = MIN_AREA_CM2,
+    qc: QcSettings = QcSettings(),
 ) -> Measurement:
     """Measure exam stiffness over a boolean ROI on the exam grid (slices, rows, columns)."""
     roi = np.asarray(roi)
@@ -165,6 +167,11 @@ def measure_roi(
     if pooled.area_cm2 < min_area_cm2:
         flags.append(FLAG_SMALL_AREA)
         messages.append(f"valid ROI area {pooled.area_cm2:.2f} cm2 is under {min_area_cm2:g} cm2: indeterminate (technical failure)")
+        status = "indeterminate"
+    dark = dark_liver_reason(exam, usable, qc) if status == "ok" else None
+    if dark:
+        flags.append(FLAG_DARK_LIVER)
+        messages.append(dark)
         status = "indeterminate"
     stage = None
     if status == "ok":

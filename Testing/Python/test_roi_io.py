@@ -112,3 +112,15 @@ def test_roi_elsewhere_is_refused(tmp_path, exam):
     bad.write_bytes(b"NRRD0004\nthis is not nrrd\n")
     with pytest.raises(RoiError):
         read_roi(bad, g)
+
+
+def test_empty_segmentation_reads_as_no_roi(tmp_path, exam):
+    """A reader who draws nothing (a technical failure) hands over an empty segmentation: it reads
+    as an empty mask and the exam measures as indeterminate, not as an alignment error."""
+    from mrefibrosis.measure import measure_roi
+
+    path = tmp_path / "empty.seg.nrrd"
+    write_seg_nrrd(path, np.zeros(exam.geometry.shape, bool), exam.geometry)
+    mask = read_roi(path, exam.geometry)
+    assert mask.shape == exam.geometry.shape and not mask.any()
+    assert measure_roi(exam, mask, "seed").status == "indeterminate"

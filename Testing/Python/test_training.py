@@ -131,3 +131,68 @@ def test_cli_train_writes_a_run(manifest, tmp_path):
                  "--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "2", "--no-progress", "--val-fraction", "0.34"]) == 0
     assert {p.name for p in out.iterdir()} >= {"model.mrefmodel", "checkpoint.pt", "split.csv", "history.csv", "config.json"}
     assert json.loads((out / "config.json").read_text())["weight_decay"] == pytest.approx(4.457e-6)
+
+
+def test_init_from_a_model_file_takes_matching_tensors(tmp_path):
+    """Fine-tuning starts from a model file: every tensor whose name and shape match is copied; a
+    first layer with more input channels keeps the old filters and starts the new channel at zero."""
+    from mrefibrosis.model.architectures import build_model
+    from mrefibrosis.model.model_file import ModelInfo, Preprocessing, save_model
+    from mrefibrosis.training.trainer import init_weights
+
+    torch.manual_seed(0)
+    source = build_model("unet_classic", 1, 8)
+    path = tmp_path / "source.mrefmodel"
+    save_model(path, source, ModelInfo(architecture="unet_classic", preprocessing=Preprocessing(input_size=64), base_channels=8), half=False)
+    same = build_model("unet_classic", 1, 8)
+    assert init_weights(same, path) == len(same.state_dict())
+    for name, tensor in same.state_dict().items():
+        assert torch.equal(tensor, source.state_dict()[name]), name
+    wider = build_model("unet_classic", 2, 8)
+    assert init_weights(wider, path) == len(wider.state_dict())
+    for name, tensor in wider.state_dict().items():
+        old = source.state_dict()[name]
+        if tuple(tensor.shape) == tuple(old.shape):
+            assert torch.equal(tensor, old), name
+        else:  # the first convolution: the elastogram filters kept, the new channel's at zero
+            assert torch.equal(tensor[:, :1], old) and not tensor[:, 1:].any(), name
+    # so with a zero second channel the wider network computes what the source did
+    x = torch.rand(2, 1, 64, 64)
+    source.eval(), wider.eval()
+    with torch.no_grad():
+        assert torch.allclose(source(x), wider(torch.cat([x, torch.zeros_like(x)], 1)), atol=1e-5)
+
+
+def test_magnitude_as_second_input_with_and_without_magnitude_images(manifest, tmp_path):
+    """--inputs elastogram+magnitude: the model file records both channels, and the segmenter runs
+    on exams with magnitude images and on the same exam without them (a zero channel, as trained)."""
+    from mrefibrosis.exam_reader import read_exam
+
+    rows = read_manifest(manifest)
+    result = train(tiny(epochs=1, inputs="elastogram+magnitude"), rows, tmp_path / "run", progress=False)
+    seg = Segmenter(result.model_path, device="cpu")
+    assert seg.info.preprocessing.channels == ("elastogram", "magnitude")
+    exam = read_exam(rows[0].exam_dir)
+    assert exam.magnitude is not None
+    with_mag = seg(exam)
+    exam.magnitude = None
+    without = seg(exam)
+    assert with_mag.shape == without.shape == exam.valid.shape
+    with pytest.raises(Exception, match="--inputs"):
+        TrainConfig(inputs="elastogram+phase").validate()
+
+
+def test_magnitude_dropout_renders_an_exam_without_magnitude():
+    from mrefibrosis.model.model_file import Preprocessing
+    from mrefibrosis.training.augment import AugmentConfig, render_slice
+    from mrefibrosis.training.slices import ExamSlices
+
+    image = np.random.default_rng(0).random((1, 2, 16, 16)).astype(np.float32)
+    ex = ExamSlices(row=None, image=image, low_confidence=None, target=np.zeros((1, 16, 16), bool),
+                    allowed=np.ones((1, 16, 16), bool), pixel_area_mm2=1.0)
+    pre = Preprocessing(input_size=32, channels=("elastogram", "magnitude"))
+    rng = np.random.default_rng(1)
+    assert not render_slice(ex, 0, pre, rng, AugmentConfig(magnitude_dropout=1.0))[1].any()
+    kept = render_slice(ex, 0, pre, rng, AugmentConfig(magnitude_dropout=0.0))[1]
+    assert np.array_equal(kept, image[0, 1])
+    assert np.array_equal(render_slice(ex, 0, pre, None, None)[1], image[0, 1])  # validation: never dropped

@@ -14,7 +14,8 @@ from ..errors import MREFibrosisError
 from ..outputs import atomic_write_text
 from .export import GE_SETTINGS, SIEMENS_SETTINGS, make_exam, vendor_arrays
 from .preview import save_png, sheet
-from .simulate import STAGE_MEAN_KPA, reader_roi, simulate_exam
+from .reader import reader_roi
+from .simulate import STAGE_MEAN_KPA, simulate_exam
 
 
 _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -17,7 +17,8 @@ from ..hatch import draw_hatch
 from ..render import colour_elastogram
 from ..roi_io import write_seg_nrrd
 from ..staging import load_presets
-from .simulate import SynthExam, SynthSettings, reader_roi, simulate_exam
+from .reader import reader_decision, reader_roi
+from .simulate import SynthExam, SynthSettings, simulate_exam
 
 SIEMENS_WHITE = 800  # display maximum at window 400/800
 GE_SETTINGS = SynthSettings(rows=256, cols=256, spacing_mm=1.5625, thickness_mm=10.0, step_mm=11.0)
@@ -100,16 +101,19 @@ def write_exam(out_dir: str | os.PathLike, exam: SynthExam, vendor: str, key: st
                            phase=phase12, color=arrays["colour"])
     roi = reader_roi(exam, valid=arrays["valid"])
     area = float(roi.sum() * st.spacing_mm**2 / 100.0)
-    ok = area >= 1.0
+    indeterminate, reason = reader_decision(exam, roi)
+    ok = not indeterminate
     reader_kpa = float(arrays["stored_kpa"][roi].mean()) if ok else None
     geom, order = build_geometry(list(stack.positions), np.array(stack.orientation), stack.pixel_spacing, st.rows, st.cols, st.thickness_mm, "synthetic")
     write_seg_nrrd(tmp / "roi.seg.nrrd", roi[order], geom)
+    write_seg_nrrd(tmp / "liver.seg.nrrd", exam.liver[order], geom, color=(0.85, 0.5, 0.4), segment=("liver", "Liver"))
     truth = {
         "exam": key,
         "seed": exam.seed,
         "vendor": vendor,
         "slices": n,
         "status": "ok" if ok else "indeterminate",
+        "indeterminate_reason": reason,
         "reader_kpa": reader_kpa,
         "reader_median_kpa": float(np.median(arrays["stored_kpa"][roi])) if ok else None,
         "roi_area_cm2": area,

@@ -1,5 +1,6 @@
-"""One synthetic MRE exam: anatomy -> tissue mechanics -> waves -> encoding -> scanner inversion,
-and the reader-like ground-truth ROI."""
+"""One synthetic MRE exam: anatomy -> tissue mechanics -> waves (driver plus mode conversion) ->
+GRE encoding (magnitude with coil shading and breathing ghosts, noisy phase offsets) -> scanner
+inversion, with its failure mode (if any) and the liver mask as ground truth."""
 
 from __future__ import annotations
 
@@ -10,27 +11,21 @@ from scipy import ndimage
 
 from . import anatomy as A
 from .inversion import first_harmonic, invert
-from .waves import solve_helmholtz
+from .magnitude import breathing_ghosts, coil_shading
+from .reader import reader_roi
+from .tissue import draw_mechanics, gre_intensity, shear_modulus
+from .waves import conversion_source, solve_helmholtz
 
-# |G*| (kPa) and loss ratio G''/G' per tissue; liver and spleen depend on the exam.
-MECHANICS = {
-    A.AIR: (1.0, 3.0), A.FAT: (1.8, 0.3), A.MUSCLE: (3.0, 0.3), A.BONE: (25.0, 0.1), A.VESSEL: (0.4, 1.0),
-    A.GALLBLADDER: (0.3, 1.0), A.STOMACH: (2.0, 0.4), A.KIDNEY: (3.5, 0.3), A.GAS: (0.5, 2.0),
-    A.ASCITES: (0.05, 2.0), A.VISCERA: (2.2, 0.35),
-}
-# Relative GRE magnitude intensity per tissue (TE ~ 20 ms).
-INTENSITY = {
-    A.AIR: 0.0, A.FAT: 0.85, A.MUSCLE: 0.3, A.BONE: 0.08, A.LIVER: 0.33, A.VESSEL: 0.6, A.GALLBLADDER: 0.75,
-    A.SPLEEN: 0.55, A.STOMACH: 0.45, A.KIDNEY: 0.5, A.GAS: 0.02, A.ASCITES: 0.8, A.VISCERA: 0.5,
-}
 STAGE_MEAN_KPA = {"F0": 1.9, "F1": 2.3, "F2": 3.1, "F3": 3.8, "F4": 5.0}
 STAGE_SD_KPA = 0.45
-FAILURES = {"iron_overload": 0.04, "ascites": 0.03, "breath_hold": 0.04}
+# Share of a cohort per technical failure mode (assumed; real rates depend on the population).
+FAILURES = {"iron_overload": 0.04, "ascites": 0.03, "breath_hold": 0.04, "driver_off": 0.02, "very_stiff": 0.03}
+VERY_STIFF_KPA = (7.0, 9.5)
 
-READER_EDGE_MM = 10.0
-READER_VESSEL_MM = 5.0
-READER_DRIVER_MM = 35.0
-MIN_PIECE_CM2 = 1.0
+# Strength of the shear waves converted at interfaces, relative to the driver band (per pixel).
+CONVERSION_STRENGTH = (0.15, 0.35)
+WAVE_AMPLITUDE_RAD = (1.0, 2.2)
+REPORT_MARGIN_PX = 3  # the scanner leaves out this rim of the processed region (assumed)  # first-harmonic amplitude 10-40 mm from the driver
 
 
 @dataclass
@@ -53,7 +48,7 @@ class SynthExam:
     liver_kpa_true: float
     loss_ratio: float
     snr: float
-    amplitude_rad: float  # median wave amplitude 10-40 mm from the driver
+    amplitude_rad: float  # median wave amplitude 10-40 mm from the driver (0 with the driver off)
     failure: str | None
     labels: np.ndarray  # (S, R, C) tissue labels of the reference breath-hold
     true_kpa: np.ndarray  # (S, R, C) |G*|
@@ -66,11 +61,12 @@ class SynthExam:
     driver: np.ndarray  # (S, R, C)
     gt_roi: np.ndarray = field(default=None)  # (S, R, C) reader-like ROI
     levels: list = field(default_factory=list)
+    rejected_slices: frozenset = frozenset()  # slices a reader leaves out (breath-hold mismatch)
 
-
-def _smooth_noise(rng, shape, sigma_px):
-    f = ndimage.gaussian_filter(rng.normal(size=shape), sigma_px)
-    return f / (f.std() + 1e-12)
+    @property
+    def liver(self) -> np.ndarray:
+        """True liver mask (S, R, C) of the reference breath-hold."""
+        return self.labels == A.LIVER
 
 
 def draw_stage(rng: np.random.Generator, mix: dict[str, float] | None) -> tuple[str, float]:
@@ -82,26 +78,17 @@ def draw_stage(rng: np.random.Generator, mix: dict[str, float] | None) -> tuple[
     return stage, kpa
 
 
-LIVER_HETEROGENEITY = 0.10  # SD of smooth within-slice variation (fibrosis is patchy)
-SLICE_TO_SLICE = 0.06  # SD of a per-slice factor
+def _draw_failure(rng: np.random.Generator) -> str | None:
+    u = rng.random()
+    acc = 0.0
+    for name, p in FAILURES.items():
+        acc += p
+        if u < acc:
+            return name
+    return None
 
 
-def _shear_modulus(labels, liver_kpa, loss, rng):
-    mag = np.zeros(labels.shape)
-    eta = np.zeros(labels.shape)
-    for t, (g, e) in MECHANICS.items():
-        sel = labels == t
-        mag[sel], eta[sel] = g, e
-    liver = labels == A.LIVER
-    field = liver_kpa * (1.0 + SLICE_TO_SLICE * rng.normal()) * (1.0 + LIVER_HETEROGENEITY * _smooth_noise(rng, labels.shape, 10))
-    mag[liver] = np.clip(field, 0.5 * liver_kpa, 2.0 * liver_kpa)[liver]
-    eta[liver] = loss
-    spleen = labels == A.SPLEEN
-    mag[spleen], eta[spleen] = 4.5 + 0.5 * (liver_kpa - 2.0), 0.3
-    return mag, eta
-
-
-def _solve_slice(labels, gmag_kpa, eta, driver, spacing_mm, freq):
+def _solve_slice(labels, gmag_kpa, eta, source, spacing_mm, freq):
     body = labels != A.AIR
     rr, cc = np.nonzero(body)
     m = 10
@@ -110,8 +97,21 @@ def _solve_slice(labels, gmag_kpa, eta, driver, spacing_mm, freq):
     gprime = gmag_kpa * 1000.0 / np.sqrt(1 + eta**2)
     g = gprime * (1 + 1j * eta)
     u = np.zeros(labels.shape, complex)
-    u[r0:r1, c0:c1] = solve_helmholtz(g[r0:r1, c0:c1], driver[r0:r1, c0:c1].astype(float), spacing_mm * 1e-3, freq)
+    u[r0:r1, c0:c1] = solve_helmholtz(g[r0:r1, c0:c1], source[r0:r1, c0:c1], spacing_mm * 1e-3, freq)
     return u
+
+
+def _wave_field(labels, driver, gmag, eta, st, rng, conversion, amp):
+    """Complex displacement in radians of phase: driver band plus interface-converted waves."""
+    source = driver.astype(complex)
+    conv = conversion_source(gmag, driver, st.spacing_mm) * (labels != A.AIR)
+    source = source + conversion * np.exp(1j * rng.uniform(0, 2 * np.pi)) * conv
+    u = _solve_slice(labels, gmag, eta, source, st.spacing_mm, st.frequency_hz)
+    # amplitude is set near the driver, so attenuation (stiff liver, ascites) shows deeper in
+    near = ndimage.distance_transform_edt(~driver) * st.spacing_mm
+    band = (labels != A.AIR) & (near > 10) & (near < 40)
+    ref = np.median(np.abs(u[band])) if band.any() else np.abs(u).max()
+    return u * (amp / max(ref, 1e-30))
 
 
 def simulate_exam(
@@ -126,21 +126,19 @@ def simulate_exam(
     """Simulate one exam; every random choice comes from `seed`, so the same seed gives the same exam."""
     rng = np.random.default_rng(seed)
     if failure == "random":
-        u = rng.random()
-        failure = None
-        acc = 0.0
-        for name, p in FAILURES.items():
-            acc += p
-            if u < acc:
-                failure = name
-                break
+        failure = _draw_failure(rng)
+    if failure is not None and failure not in FAILURES:
+        raise ValueError(f"unknown failure mode {failure!r}; one of {', '.join(FAILURES)}")
     n = n_slices or int(rng.choice([4, 4, 4, 5, 6, 8]))
     stage, drawn_kpa = draw_stage(rng, stage_mix)
+    if failure == "very_stiff" and liver_kpa is None:
+        stage, drawn_kpa = "F4", float(rng.uniform(*VERY_STIFF_KPA))
     liver_kpa = float(liver_kpa if liver_kpa is not None else drawn_kpa)
-    loss = float(rng.uniform(0.2, 0.3))
     snr = float(snr if snr is not None else rng.uniform(10, 40))
-    amp = float(rng.uniform(1.2, 2.5))
+    amp = float(rng.uniform(*WAVE_AMPLITUDE_RAD)) if failure != "driver_off" else 0.0
+    conversion = float(rng.uniform(*CONVERSION_STRENGTH))
     patient = A.random_patient(rng, ascites=failure == "ascites")
+    mech = draw_mechanics(rng, liver_kpa)
     st = settings
     z0 = rng.uniform(0.0, 0.15)
     levels = [float(z0 + k * st.step_mm / 110.0) for k in range(n)]
@@ -154,25 +152,18 @@ def simulate_exam(
     phase_all = np.zeros((n, st.offsets) + shape[1:], np.float32)
     wave_all = np.zeros((n, 8) + shape[1:], np.float32)
     theta = 2 * np.pi * np.arange(st.offsets) / st.offsets
+    ghost = float(rng.uniform(0.02, 0.07))
+    ghost_shift = st.rows // int(rng.integers(3, 6))
     for k, z in enumerate(levels):
         labels = A.slice_labels(patient, z, st.rows, st.cols, st.spacing_mm)
         driver = A.driver_mask(labels, st.spacing_mm, patient)
-        gmag, eta = _shear_modulus(labels, liver_kpa, loss, rng)
-        u = _solve_slice(labels, gmag, eta, driver, st.spacing_mm, st.frequency_hz)
-        liver = labels == A.LIVER
-        # amplitude is set near the driver, so attenuation (stiff liver, ascites) shows deeper in
-        near = ndimage.distance_transform_edt(~driver) * st.spacing_mm
-        band = (labels != A.AIR) & (near > 10) & (near < 40)
-        ref = np.median(np.abs(u[band])) if band.any() else np.abs(u).max()
-        u *= amp / max(ref, 1e-30)
-        intensity = np.vectorize(INTENSITY.get)(labels).astype(float)
-        if failure == "iron_overload":
-            intensity[liver] *= 0.02  # T2* well under the echo time: almost no liver signal
-            intensity[labels == A.SPLEEN] *= 0.3
-        yy = np.arange(st.rows)[:, None] * st.spacing_mm
-        bias = (1.0 + 0.35 * np.exp(-yy / 90.0)) * (1.0 + 0.1 * _smooth_noise(rng, labels.shape, 40))
-        mag_true = intensity * bias
-        sigma = INTENSITY[A.LIVER] / snr
+        gmag, eta = shear_modulus(labels, mech, liver_kpa, rng)
+        if amp > 0:
+            u = _wave_field(labels, driver, gmag, eta, st, rng, conversion, amp)
+        else:
+            u = np.zeros(labels.shape, complex)
+        mag_true = gre_intensity(labels, failure == "iron_overload") * coil_shading(labels, st.spacing_mm, rng)
+        sigma = gre_intensity(labels, False)[labels == A.LIVER].mean() / snr if (labels == A.LIVER).any() else 0.66 / snr
         fields_u, fields_m = [], []
         for o in range(st.offsets):
             if k in bad_slices and o % 2 == 1:
@@ -182,7 +173,7 @@ def simulate_exam(
             else:
                 uo, mo = u, mag_true
             fields_u.append(uo)
-            fields_m.append(mo)
+            fields_m.append(breathing_ghosts(mo, ghost, ghost_shift))
         for o in range(st.offsets):
             noisy = np.hypot(fields_m[o] + rng.normal(0, sigma, labels.shape), rng.normal(0, sigma, labels.shape))
             mag_all[k, o] = noisy
@@ -191,9 +182,12 @@ def simulate_exam(
             # unwrapped phase, as scanners unwrap before inversion; background noise stays within +-pi
             phase_all[k, o] = np.where(fields_m[o] > 0.02, ph, np.angle(np.exp(1j * ph)))
         harmonic = first_harmonic(phase_all[k].astype(float))
-        g_inv, conf = invert(harmonic, st.spacing_mm * 1e-3, st.frequency_hz)
-        body = ndimage.binary_opening(mag_all[k].mean(axis=0) > 3 * sigma, iterations=2)
+        # the scanner processes only where the magnitude shows signal: background phase is noise
+        body = ndimage.binary_opening(mag_all[k].mean(axis=0) > 4 * sigma, iterations=2)
         body = ndimage.binary_fill_holes(body)
+        g_inv, conf = invert(np.where(body, harmonic, 0), st.spacing_mm * 1e-3, st.frequency_hz)
+        # the map is reported where the fit window lies inside the processed region
+        body = ndimage.binary_erosion(body, iterations=REPORT_MARGIN_PX)
         out["true"][k] = gmag
         out["stiff"][k] = np.where(body, g_inv / 1000.0, 0)
         out["conf"][k] = np.where(body, conf, 0)
@@ -201,36 +195,11 @@ def simulate_exam(
             wave_all[k, t] = (harmonic * np.exp(2j * np.pi * t / 8)).real
         labels_all[k], body_all[k], driver_all[k] = labels, body, driver
     exam = SynthExam(
-        seed=seed, settings=st, stage_drawn=stage, liver_kpa_true=liver_kpa, loss_ratio=loss, snr=snr, amplitude_rad=amp,
-        failure=failure, labels=labels_all, true_kpa=out["true"], stiffness_kpa=out["stiff"], confidence=out["conf"],
-        magnitude=mag_all, phase_rad=phase_all, wave=wave_all, body=body_all, driver=driver_all, levels=levels,
+        seed=seed, settings=st, stage_drawn=stage, liver_kpa_true=liver_kpa, loss_ratio=mech.liver_loss, snr=snr,
+        amplitude_rad=amp, failure=failure, labels=labels_all, true_kpa=out["true"], stiffness_kpa=out["stiff"],
+        confidence=out["conf"], magnitude=mag_all, phase_rad=phase_all, wave=wave_all, body=body_all,
+        driver=driver_all, levels=levels, rejected_slices=frozenset(bad_slices),
     )
     exam.gt_roi = reader_roi(exam)
     return exam
 
-
-def reader_roi(exam: SynthExam, valid: np.ndarray | None = None) -> np.ndarray:
-    """What a careful reader draws: liver, >= 95 % confidence, >= 1 cm inside the liver edge, away from
-    vessels, gallbladder and the driver, pieces under 1 cm2 dropped."""
-    st = exam.settings
-    px = st.spacing_mm
-    roi = np.zeros(exam.labels.shape, bool)
-    min_px = MIN_PIECE_CM2 * 100.0 / (px * px)
-    for k in range(exam.labels.shape[0]):
-        lab = exam.labels[k]
-        liver = lab == A.LIVER
-        if not liver.any():
-            continue
-        inside = ndimage.distance_transform_edt(liver) * px >= READER_EDGE_MM
-        tubes = (lab == A.VESSEL) | (lab == A.GALLBLADDER)
-        away = ndimage.distance_transform_edt(~tubes) * px >= READER_VESSEL_MM
-        far = ndimage.distance_transform_edt(~exam.driver[k]) * px >= READER_DRIVER_MM
-        r = inside & away & far & (exam.confidence[k] >= st.confidence_threshold)
-        if valid is not None:
-            r &= valid[k]
-        comp, n = ndimage.label(r)
-        if n:
-            sizes = ndimage.sum(r, comp, index=np.arange(1, n + 1))
-            r = np.isin(comp, 1 + np.flatnonzero(sizes >= min_px))
-        roi[k] = r
-    return roi

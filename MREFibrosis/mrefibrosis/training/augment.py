@@ -28,6 +28,7 @@ class AugmentConfig:
     hatch_widths: tuple[int, ...] = (1, 1, 2)
     hatch_value: tuple[float, float] = (0.85, 1.0)
     cross_probability: float = 0.7
+    magnitude_dropout: float = 0.3  # share of slices trained without their magnitude image (all zeros)
 
 
 def render_slice(ex: ExamSlices, s: int, pre: Preprocessing, rng: np.random.Generator | None, aug: AugmentConfig | None) -> np.ndarray:
@@ -48,6 +49,8 @@ def render_slice(ex: ExamSlices, s: int, pre: Preprocessing, rng: np.random.Gene
     if ex.low_confidence is not None:
         el = draw_hatch(el, ex.low_confidence[s], value, period, width, cross, phase)
     img[0] = el
+    if rng is not None and aug is not None and img.shape[0] > 1 and rng.random() < aug.magnitude_dropout:
+        img[1:] = 0.0  # as an exam without magnitude images is rendered: one model serves both
     return img
 
 

@@ -9,6 +9,7 @@ from ..model.architectures import ARCHITECTURES, UNET_RESNEXT50
 from .augment import AugmentConfig
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TRAIN_INPUTS = ("elastogram", "elastogram+magnitude")
 
 
 @dataclass
@@ -29,6 +30,8 @@ class TrainConfig:
     precision: str = "auto"  # auto: fp16 mixed precision on CUDA, fp32 on CPU
     augment: bool = True
     max_steps_per_epoch: int = 0  # 0: every slice once per epoch (set for smoke tests and tuning)
+    inputs: str = "elastogram"  # or "elastogram+magnitude" (anatomy as a second channel)
+    init_from: str = ""  # a model file whose weights start the run where names and shapes match
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
@@ -42,6 +45,8 @@ class TrainConfig:
             raise MREFibrosisError("need --lr > 0, 0 <= --momentum < 1 and --weight-decay >= 0.")
         if not self.pos_weight > 0:
             raise MREFibrosisError("--pos-weight must be positive (1 is plain BCE).")
+        if self.inputs not in TRAIN_INPUTS:
+            raise MREFibrosisError(f"--inputs must be one of {', '.join(TRAIN_INPUTS)}.")
         if self.precision not in TRAIN_PRECISIONS:
             raise MREFibrosisError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}.")
 

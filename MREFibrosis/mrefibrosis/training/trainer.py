@@ -60,7 +60,7 @@ class Data:
 
 
 def preprocessing_for(config: TrainConfig) -> Preprocessing:
-    return Preprocessing(input_size=config.input_size)
+    return Preprocessing(input_size=config.input_size, channels=tuple(config.inputs.split("+")))
 
 
 def prepare_data(rows: list[ManifestRow], config: TrainConfig, run_dir: Path, progress=None) -> Data:
@@ -109,6 +109,31 @@ def validation_dice(model, exams: list[ExamSlices], pre: Preprocessing, device: 
         for t in thresholds:
             scores[t].append(dice(postprocess_mask(prob, ex.allowed, ex.pixel_area_mm2, t, 1.0), ex.target & ex.allowed))
     return {t: (float(np.mean(v)) if v else float("nan")) for t, v in scores.items()}
+
+
+def init_weights(model, model_file: str | os.PathLike) -> int:
+    """Copy the tensors of a model file whose names and shapes match (fine-tuning a shipped model,
+    or a wider input layer keeping the rest); returns how many were taken."""
+    _, weights, _ = read_model_file(model_file)
+    own = model.state_dict()
+    matching = {}
+    for k, v in weights.items():
+        if k not in own:
+            continue
+        if tuple(v.shape) == tuple(own[k].shape):
+            matching[k] = v.to(own[k].dtype)
+        elif _wider_input(v.shape, own[k].shape):
+            # a first layer with more input channels: the old channels keep their filters, the new
+            # ones start at zero, so the network begins exactly where the model file left off
+            wide = torch.zeros_like(own[k])
+            wide[:, : v.shape[1]] = v.to(own[k].dtype)
+            matching[k] = wide
+    model.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
+def _wider_input(old: tuple, new: tuple) -> bool:
+    return len(old) == 4 and len(new) == 4 and old[0] == new[0] and old[2:] == new[2:] and old[1] < new[1]
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -187,6 +212,9 @@ def train(
         history, best_dice, best_epoch, seconds = state["history"], state["best_dice"], state["best_epoch"], state["seconds"]
         start_epoch = state["epoch"] + 1
         log.info("resuming %s after epoch %d (best validation Dice %.4f at epoch %d)", run_dir.name, state["epoch"], best_dice, best_epoch)
+    elif config.init_from:
+        taken = init_weights(model, config.init_from)
+        log.info("started from %s: %d of %d tensors taken", Path(config.init_from).name, taken, len(model.state_dict()))
 
     items = slice_index(data.train)
     micro = config.micro_batch or (config.batch_size if device.startswith("cuda") else min(8, config.batch_size))
