@@ -56,10 +56,15 @@ def _k_grid(shape: tuple[int, int], spacing_m: float) -> tuple[np.ndarray, np.nd
 def _bandpass(k: np.ndarray, s: InversionSettings, high_cut_mm: float) -> np.ndarray:
     k_lo = 2 * np.pi / (s.low_cut_mm * 1e-3)
     k_hi = 2 * np.pi / (high_cut_mm * 1e-3)
-    with np.errstate(divide="ignore"):
-        high_pass = 1.0 / (1.0 + (k_lo / np.maximum(k, 1e-9)) ** (2 * s.order))
+    high_pass = 1.0 / (1.0 + (k_lo / np.maximum(k, 1e-9)) ** (2 * s.order))
     low_pass = 1.0 / (1.0 + (k / k_hi) ** (2 * s.order))
     return high_pass * low_pass
+
+
+def _directional(spectrum: np.ndarray, directional: np.ndarray, k2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The field of one travelling direction and its spectral Laplacian."""
+    part = spectrum * directional
+    return np.fft.ifft2(part), np.fft.ifft2(-k2 * part)
 
 
 def invert(u: np.ndarray, spacing_m: float, frequency_hz: float = 60.0,
@@ -86,8 +91,7 @@ def invert(u: np.ndarray, spacing_m: float, frequency_hz: float = 60.0,
         phi = 2 * np.pi * d / s.directions
         c = np.cos(angle - phi)
         directional = np.where(c > 0, c * c, 0.0)
-        ud = np.fft.ifft2(spectrum * directional)
-        lap = np.fft.ifft2(-k2 * spectrum * directional)  # spectral Laplacian of the filtered field
+        ud, lap = _directional(spectrum, directional, k2)
         # local frequency from the energy ratio of lap(U) and U: |G*| = rho w^2 / |k|^2 with
         # |k|^4 = <|lap U|^2> / <|U|^2>. Unlike a least-squares quotient it is not pulled towards
         # zero where noise decorrelates U and lap(U), so wave-free regions read as band-passed noise
@@ -97,15 +101,13 @@ def invert(u: np.ndarray, spacing_m: float, frequency_hz: float = 60.0,
         g = k_rho * np.sqrt(sig / np.maximum(den, 1e-30))
         # explained share of the measured wave signal (less filtered, so noise counts against the
         # fit) = squared normalised correlation of U and lap(U)
-        um = np.fft.ifft2(measured * directional)
-        lap_m = np.fft.ifft2(-k2 * measured * directional)
+        um, lap_m = _directional(measured, directional, k2)
         cross_m = um * np.conj(lap_m)
         num_m = cwin(cross_m.real) + 1j * cwin(cross_m.imag)
         conf = np.clip(np.abs(num_m) ** 2 / np.maximum(cwin(np.abs(lap_m) ** 2) * cwin(np.abs(um) ** 2), 1e-30), 0.0, 1.0)
-        weight = sig
-        g_sum += weight * np.abs(g)
-        c_sum += weight * conf
-        w_sum += weight
+        g_sum += sig * g  # weighted by the direction's local wave energy
+        c_sum += sig * conf
+        w_sum += sig
     floor = s.noise_floor * w_sum.max()
     w = np.maximum(w_sum, floor)
     g_out = g_sum / w

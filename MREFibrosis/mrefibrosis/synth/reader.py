@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from ..measure import MIN_AREA_CM2
 from . import anatomy as A
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ READER_EDGE_MM = 10.0
 READER_VESSEL_MM = 5.0
 READER_DRIVER_MM = 35.0
 MIN_PIECE_CM2 = 1.0
-MIN_TOTAL_CM2 = 1.0  # the engine's own "no numbers from a few pixels" rule
 
 # Failures a reader recognises on the other images and reports as indeterminate whatever the
 # confidence map shows (it may show false patches): a dark liver on the magnitude images, flat
@@ -63,7 +63,7 @@ def reader_decision(exam: SynthExam, roi: np.ndarray) -> tuple[bool, str | None]
     if exam.failure in READER_REASONS:
         return True, READER_REASONS[exam.failure]
     area = float(roi.sum() * exam.settings.spacing_mm**2 / 100.0)
-    if area < MIN_TOTAL_CM2:
+    if area < MIN_AREA_CM2:  # the engine's own "no numbers from a few pixels" rule
         why = {
             "ascites": "ascites damps the waves: no confident liver area",
             "very_stiff": "waves too long in a very stiff liver: no confident liver area",
