@@ -163,6 +163,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inputs", default="elastogram", choices=["elastogram", "elastogram+magnitude"],
                    help="network input: the paper's elastogram, or with the magnitude image as a second channel (dropped at random in training)")
     g.add_argument("--init-from", default="", metavar="MODEL", help="start from this model file's weights where names and shapes match")
+    g.add_argument("--outputs", default=d.outputs, choices=["roi", "roi+liver"],
+                   help="roi, or roi+liver: also map the whole liver (manifest column 'liver') and keep the ROI inside it")
+    g.add_argument("--liver-weight", type=float, default=d.liver_weight, metavar="W", help=f"weight of the liver loss (default {d.liver_weight})")
+    g.add_argument("--workers", type=int, default=d.workers, metavar="N", help=f"processes building batches ahead of the step (default {d.workers}; 0: none)")
     g.add_argument("--max-steps-per-epoch", type=int, default=0, metavar="N", help="cap optimizer steps per epoch (smoke tests)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars (logs one line per epoch)")
 
@@ -174,7 +178,8 @@ def _train_config(args):
                        lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size, pos_weight=args.pos_weight,
                        micro_batch=args.micro_batch, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
                        precision=args.precision, augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
-                       inputs=args.inputs, init_from=args.init_from)
+                       inputs=args.inputs, init_from=args.init_from, outputs=args.outputs, liver_weight=args.liver_weight,
+                       workers=args.workers)
 
 
 def cmd_manifest(args) -> int:

@@ -10,7 +10,7 @@ from . import classify as roles
 from .dicom_files import PixelLimits
 from .errors import ExamNotFoundError, MREFibrosisError, SeriesError, UnitError
 from .exam import Exam, SeriesUse, exam_key_for
-from .hatch import estimate_period, hatch_from_twin, hatch_without_twin, low_confidence_region
+from .hatch import estimate_period, fit_line_families, hatch_from_twin, hatch_without_twin, low_confidence_from_lines, low_confidence_region
 from .series import ScanResult, SeriesInfo, scan_folder
 from .stacks import Stack, align_to, load_stack
 from .units import DEFAULT_VENDOR_UNITS, stiffness_unit_mapping
@@ -241,11 +241,17 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
         else:
             hatch = hatch_without_twin(masked.stored, _display_max(masked))
             how = "hatch lines of the confidence-masked elastogram"
+        body = valid | hatch
         valid &= ~hatch
         if confidence_valid is None:
-            period = options.hatch_period_px or estimate_period(hatch)
-            confidence_valid = ~low_confidence_region(hatch, period) & valid
-            confidence_source = f"{how} (period {period} px)"
+            families = [] if options.hatch_period_px else fit_line_families(hatch)
+            if families:
+                confidence_valid = ~low_confidence_from_lines(hatch, body, families) & valid
+                confidence_source = f"{how} ({' + '.join(f'{f.direction} lines every {f.period} px' for f in families)})"
+            else:  # not a regular pattern (or the period was given): close and widen the hatch
+                period = options.hatch_period_px or estimate_period(hatch)
+                confidence_valid = ~low_confidence_region(hatch, period) & valid
+                confidence_source = f"{how} (period {period} px)"
     if confidence_valid is not None:
         confidence_valid &= valid
     else:

@@ -196,3 +196,60 @@ def test_magnitude_dropout_renders_an_exam_without_magnitude():
     kept = render_slice(ex, 0, pre, rng, AugmentConfig(magnitude_dropout=0.0))[1]
     assert np.array_equal(kept, image[0, 1])
     assert np.array_equal(render_slice(ex, 0, pre, None, None)[1], image[0, 1])  # validation: never dropped
+
+
+def test_liver_output_is_trained_and_bounds_the_roi(manifest, tmp_path):
+    """--outputs roi+liver: the model file says so, validation reports the liver Dice, and the
+    segmenter returns a liver and an ROI that lies inside it."""
+    from mrefibrosis.exam_reader import read_exam
+
+    rows = read_manifest(manifest)
+    assert all(r.liver_path is not None and r.liver_path.name == "liver.seg.nrrd" for r in rows)
+    result = train(tiny(epochs=2, outputs="roi+liver", inputs="elastogram+magnitude"), rows, tmp_path / "run", progress=False)
+    history = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert all(0.0 <= float(h["val_liver_dice"]) <= 1.0 for h in history)
+    seg = Segmenter(result.model_path, device="cpu", tta=True)
+    assert seg.info.outputs == ("roi", "liver") and "val_liver_dice" in seg.info.metrics
+    out = seg.segment(read_exam(rows[0].exam_dir))
+    assert out.liver is not None and out.liver.shape == out.roi.shape
+    assert not (out.roi & ~out.liver).any()
+    with pytest.raises(Exception, match="--outputs"):
+        TrainConfig(outputs="roi+spleen").validate()
+
+
+def test_liver_output_needs_a_liver_column(manifest, tmp_path):
+    rows = read_manifest(manifest)
+    for r in rows:
+        r.liver_path = None
+    with pytest.raises(Exception, match="liver"):
+        train(tiny(epochs=1, outputs="roi+liver"), rows, tmp_path / "run", progress=False)
+
+
+def test_batches_do_not_depend_on_the_number_of_loader_workers(manifest, tmp_path):
+    """Workers only build batches ahead: the same seed gives the same weights with 0 or 2 of them."""
+    rows = read_manifest(manifest)
+    a = train(tiny(epochs=1, workers=0), rows, tmp_path / "w0", progress=False)
+    b = train(tiny(epochs=1, workers=2), rows, tmp_path / "w2", progress=False)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    sa = torch.load(tmp_path / "w0" / "checkpoint.pt", weights_only=False)["model"]
+    sb = torch.load(tmp_path / "w2" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_init_from_a_roi_model_into_a_roi_and_liver_model(tmp_path):
+    """The head grows a liver map that starts as a copy of the ROI map; everything else is copied."""
+    from mrefibrosis.model.architectures import build_model
+    from mrefibrosis.model.model_file import ModelInfo, Preprocessing, save_model
+    from mrefibrosis.training.trainer import init_weights
+
+    torch.manual_seed(0)
+    source = build_model("unet_classic", 1, 8)
+    path = tmp_path / "source.mrefmodel"
+    save_model(path, source, ModelInfo(architecture="unet_classic", preprocessing=Preprocessing(input_size=64), base_channels=8), half=False)
+    two = build_model("unet_classic", 1, 8, classes=2)
+    assert init_weights(two, path) == len(two.state_dict())
+    x = torch.rand(2, 1, 64, 64)
+    source.eval(), two.eval()
+    with torch.no_grad():
+        a, b = source(x), two(x)
+    assert torch.allclose(b[:, :1], a, atol=1e-5) and torch.allclose(b[:, 1:], a, atol=1e-5)

@@ -45,11 +45,12 @@ class ClassicUNet(nn.Module):
         return self.head(x)
 
 
-def build_model(architecture: str, in_channels: int = 1, base_channels: int = 64) -> nn.Module:
+def build_model(architecture: str, in_channels: int = 1, base_channels: int = 64, classes: int = 1) -> nn.Module:
+    """One output map per class: the ROI first, then (liver-aware models) the liver."""
     if architecture == UNET_RESNEXT50:
         import segmentation_models_pytorch as smp
 
-        return smp.Unet(encoder_name="resnext50_32x4d", encoder_weights=None, in_channels=in_channels, classes=1)
+        return smp.Unet(encoder_name="resnext50_32x4d", encoder_weights=None, in_channels=in_channels, classes=classes)
     if architecture == UNET_CLASSIC:
-        return ClassicUNet(in_channels=in_channels, classes=1, base=base_channels)
+        return ClassicUNet(in_channels=in_channels, classes=classes, base=base_channels)
     raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")

@@ -51,12 +51,18 @@ class ModelInfo:
     metrics: dict = field(default_factory=dict)
     software_version: str = __version__
     model_version: str = "untrained"
+    outputs: tuple[str, ...] = ("roi",)  # ("roi", "liver"): the network also maps the liver
+
+    @property
+    def has_liver(self) -> bool:
+        return "liver" in self.outputs
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["preprocessing"]["window_kpa"] = list(d["preprocessing"]["window_kpa"])
         d["preprocessing"]["channels"] = list(d["preprocessing"]["channels"])
         d["validated_precisions"] = list(d["validated_precisions"])
+        d["outputs"] = list(d["outputs"])
         return d
 
     @staticmethod
@@ -71,11 +77,13 @@ class ModelInfo:
         out = dict(d)
         out["preprocessing"] = Preprocessing(**pre)
         out["validated_precisions"] = tuple(d.get("validated_precisions", ("fp32",)))
+        out["outputs"] = tuple(d.get("outputs", ("roi",)))
         return ModelInfo(**{k: v for k, v in out.items() if k in ModelInfo.__dataclass_fields__})
 
 
 SUPPORTED_PREPROCESSING = {"confidence_masked_elastogram"}
 SUPPORTED_CHANNELS = {"elastogram", "magnitude"}
+SUPPORTED_OUTPUTS = {("roi",), ("roi", "liver")}
 
 
 def save_model(path: str | os.PathLike, model, info: ModelInfo, half: bool = True) -> str:
@@ -126,4 +134,6 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelInfo, dict, str]:
     pre = info.preprocessing
     if pre.kind not in SUPPORTED_PREPROCESSING or not set(pre.channels) <= SUPPORTED_CHANNELS or pre.input_size % 32:
         raise ModelFileError(f"{path.name}: preprocessing {pre.kind}/{list(pre.channels)}/{pre.input_size} does not match this software; use a model made for MREFibrosis {__version__}.")
+    if info.outputs not in SUPPORTED_OUTPUTS:
+        raise ModelFileError(f"{path.name}: outputs {list(info.outputs)} are not known to this software; use a model made for MREFibrosis {__version__}.")
     return info, state, digest

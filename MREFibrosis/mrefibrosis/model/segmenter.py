@@ -43,6 +43,9 @@ def resolve_device(name: str = "auto") -> str:
     raise DeviceError(f"unknown device '{name}'; use auto, cpu or cuda[:N].")
 
 
+LIVER_THRESHOLD = 0.5
+
+
 @dataclass
 class Segmentation:
     roi: np.ndarray  # (slices, rows, columns) bool, after post-processing
@@ -51,6 +54,7 @@ class Segmentation:
     device: str
     precision: str
     seconds: float
+    liver: np.ndarray | None = None  # (slices, rows, columns) bool: the predicted liver (liver-aware models)
 
 
 def drop_small_pieces(mask: np.ndarray, pixel_area_mm2: float, min_cm2: float) -> np.ndarray:
@@ -76,6 +80,25 @@ def allowed_region(exam: Exam) -> np.ndarray:
 
 def postprocess_mask(prob: np.ndarray, allowed: np.ndarray, pixel_area_mm2: float, threshold: float, min_piece_cm2: float) -> np.ndarray:
     return drop_small_pieces((prob >= threshold) & allowed, pixel_area_mm2, min_piece_cm2)
+
+
+def liver_mask(prob_liver: np.ndarray, threshold: float = LIVER_THRESHOLD) -> np.ndarray:
+    """The predicted liver per slice with its holes filled (vessels and low-confidence patches inside
+    the liver are still liver; the ROI rules keep the ROI off them)."""
+    out = prob_liver >= threshold
+    for k in range(out.shape[0]):
+        out[k] = ndimage.binary_fill_holes(out[k])
+    return out
+
+
+def roi_from_maps(maps: np.ndarray, allowed: np.ndarray, pixel_area_mm2: float, threshold: float, min_piece_cm2: float,
+                  has_liver: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(ROI, liver) from the network's (slices, outputs, rows, columns) probabilities. Why the liver
+    bounds the ROI: an ROI pixel outside the liver measures another organ, the error that made the
+    first model read a real exam 11.6 % high."""
+    liver = liver_mask(maps[:, 1]) if has_liver else None
+    region = allowed & liver if liver is not None else allowed
+    return postprocess_mask(maps[:, 0], region, pixel_area_mm2, threshold, min_piece_cm2), liver
 
 
 def autocast(device: str, precision: str):
@@ -104,7 +127,7 @@ class Segmenter:
         if precision not in PRECISIONS:
             raise MREFibrosisError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
         self.precision = self._choose_precision(precision)
-        model = build_model(self.info.architecture, len(self.info.preprocessing.channels), self.info.base_channels)
+        model = build_model(self.info.architecture, len(self.info.preprocessing.channels), self.info.base_channels, len(self.info.outputs))
         try:
             model.load_state_dict(state)  # copies fp16 weights into the fp32 parameters in place
             del state
@@ -128,7 +151,8 @@ class Segmenter:
             return self.model(x).float()
 
     def probabilities(self, exams: list[Exam]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-        """Sigmoid maps on each exam's native grid; all slices of all exams in one batch."""
+        """Sigmoid maps (slices, outputs, rows, columns) on each exam's native grid; all slices of all
+        exams in one batch; the second list holds the left-right flipped pass when TTA is on."""
         import torch
 
         pre = self.info.preprocessing
@@ -141,11 +165,11 @@ class Segmenter:
             x = torch.from_numpy(np.concatenate([a for _, a in items])).to(self.device)
             xs = to_model_size(x, pre.input_size).contiguous(memory_format=torch.channels_last)
             logits = to_native_size(self._forward(xs), shape)
-            p = torch.sigmoid(logits)[:, 0].cpu().numpy()
+            p = torch.sigmoid(logits).cpu().numpy()
             pf = None
             if self.tta:
                 lf = self._forward(torch.flip(xs, dims=[3]).contiguous(memory_format=torch.channels_last))
-                pf = torch.sigmoid(to_native_size(torch.flip(lf, dims=[3]), shape))[:, 0].cpu().numpy()
+                pf = torch.sigmoid(to_native_size(torch.flip(lf, dims=[3]), shape)).cpu().numpy()
             start = 0
             for n, a in items:
                 probs[n] = p[start : start + len(a)]
@@ -153,8 +177,9 @@ class Segmenter:
                 start += len(a)
         return probs, flips
 
-    def postprocess(self, exam: Exam, prob: np.ndarray) -> np.ndarray:
-        return postprocess_mask(prob, allowed_region(exam), exam.geometry.pixel_area_mm2, self.info.threshold, self.info.min_piece_cm2)
+    def postprocess(self, exam: Exam, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return roi_from_maps(maps, allowed_region(exam), exam.geometry.pixel_area_mm2, self.info.threshold, self.info.min_piece_cm2,
+                             self.info.has_liver)
 
     def segment_many(self, exams: list[Exam]) -> list[Segmentation]:
         t0 = time.perf_counter()
@@ -163,9 +188,10 @@ class Segmenter:
         for exam, p, pf in zip(exams, probs, flips):
             agreement = None
             if pf is not None:
-                agreement = dice(self.postprocess(exam, p), self.postprocess(exam, pf))
+                agreement = dice(self.postprocess(exam, p)[0], self.postprocess(exam, pf)[0])
                 p = 0.5 * (p + pf)
-            out.append(Segmentation(self.postprocess(exam, p), p.astype(np.float32), agreement, self.device, self.precision, 0.0))
+            roi, liver = self.postprocess(exam, p)
+            out.append(Segmentation(roi, p[:, 0].astype(np.float32), agreement, self.device, self.precision, 0.0, liver))
         dt = time.perf_counter() - t0
         for s in out:
             s.seconds = dt / max(1, len(out))

@@ -54,20 +54,33 @@ def render_slice(ex: ExamSlices, s: int, pre: Preprocessing, rng: np.random.Gene
     return img
 
 
+def target_maps(ex: ExamSlices, s: int, outputs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(targets (K, H, W), known (K,)): the ROI, then the liver where the manifest gives it; an
+    unknown liver is left out of the loss rather than taught as background."""
+    maps, known = [ex.target[s]], [1.0]
+    if "liver" in outputs:
+        has = ex.liver is not None
+        maps.append(ex.liver[s] if has else np.zeros_like(ex.target[s]))
+        known.append(1.0 if has else 0.0)
+    return np.stack(maps).astype(np.float32), np.asarray(known, np.float32)
+
+
 def batch_tensors(exams: list[ExamSlices], items: list[tuple[int, int]], pre: Preprocessing, rng: np.random.Generator | None,
-                  aug: AugmentConfig | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y) at the model size; bilinear like inference, targets thresholded back to 0/1."""
-    xs, ys = [], []
+                  aug: AugmentConfig | None, outputs: tuple[str, ...] = ("roi",)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x, y, known) at the model size; bilinear like inference, targets thresholded back to 0/1;
+    known (N, K) marks which target maps exist for each slice."""
+    xs, ys, ks = [], [], []
     for e, s in items:
         ex = exams[e]
         x = torch.from_numpy(render_slice(ex, s, pre, rng, aug))[None]
-        y = torch.from_numpy(ex.target[s].astype(np.float32))[None, None]
+        y, known = target_maps(ex, s, outputs)
         xs.append(to_model_size(x, pre.input_size))
-        ys.append(to_model_size(y, pre.input_size))
+        ys.append(to_model_size(torch.from_numpy(y)[None], pre.input_size))
+        ks.append(torch.from_numpy(known)[None])
     x, y = torch.cat(xs), torch.cat(ys)
     if rng is not None and aug is not None:
         x, y = random_affine(x, y, rng, aug)
-    return x, (y >= 0.5).float()
+    return x, (y >= 0.5).float(), torch.cat(ks)
 
 
 def random_affine(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, aug: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ from .augment import AugmentConfig
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TRAIN_INPUTS = ("elastogram", "elastogram+magnitude")
+TRAIN_OUTPUTS = ("roi", "roi+liver")
 
 
 @dataclass
@@ -32,6 +33,9 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0: every slice once per epoch (set for smoke tests and tuning)
     inputs: str = "elastogram"  # or "elastogram+magnitude" (anatomy as a second channel)
     init_from: str = ""  # a model file whose weights start the run where names and shapes match
+    outputs: str = "roi"  # or "roi+liver": a second output map trained on the manifest's liver column
+    liver_weight: float = 1.0  # weight of the liver's BCE beside the ROI's
+    workers: int = 1  # processes building batches ahead of the step (0: on the main process); results do not depend on it
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
@@ -47,6 +51,10 @@ class TrainConfig:
             raise MREFibrosisError("--pos-weight must be positive (1 is plain BCE).")
         if self.inputs not in TRAIN_INPUTS:
             raise MREFibrosisError(f"--inputs must be one of {', '.join(TRAIN_INPUTS)}.")
+        if self.outputs not in TRAIN_OUTPUTS:
+            raise MREFibrosisError(f"--outputs must be one of {', '.join(TRAIN_OUTPUTS)}.")
+        if self.workers < 0 or not self.liver_weight >= 0:
+            raise MREFibrosisError("--workers and --liver-weight must not be negative.")
         if self.precision not in TRAIN_PRECISIONS:
             raise MREFibrosisError(f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}.")
 
@@ -63,6 +71,6 @@ class TrainConfig:
     # What must not change between a run and its resumption.
     def identity(self) -> dict:
         d = self.to_dict()
-        for k in ("device", "epochs"):
+        for k in ("device", "epochs", "workers"):
             d.pop(k)
         return d

@@ -1,7 +1,7 @@
 """The manifest: one CSV row per annotated exam, shared by `train`, `tune` and `evaluate`.
 
 Columns: ``exam`` (DICOM folder) and ``roi`` (.seg.nrrd, labelmap .nrrd/.nii.gz or DICOM SEG) are
-required; ``patient`` groups exams of one person for the split (default: the exam itself);
+required; ``liver`` (optional, same formats) is the whole liver, for liver-aware models; ``patient`` groups exams of one person for the split (default: the exam itself);
 ``manual_kpa`` and ``stage`` are the reader's measurement (a stage label: F0..F4 or a preset's
 band name such as ">=F2"); ``fibrosis_stage`` (F0..F4, e.g. from histology) adds a per-stage table; ``cohort`` names a group for the
 two-cohort table; any other column (age, sex, height, weight, bmi, ...) is a demographic.
@@ -21,7 +21,7 @@ from ..errors import MREFibrosisError
 from ..outputs import atomic_write_text
 
 REQUIRED = ("exam", "roi")
-KNOWN = ("exam", "roi", "patient", "manual_kpa", "stage", "cohort")
+KNOWN = ("exam", "roi", "liver", "patient", "manual_kpa", "stage", "cohort")
 
 
 class ManifestError(MREFibrosisError):
@@ -39,6 +39,7 @@ class ManifestRow:
     demographics: dict[str, str] = field(default_factory=dict)
     line: int = 0
     exam_text: str = ""  # the path as written in the manifest (reports name exams by it)
+    liver_path: Path | None = None  # the whole liver (optional): trains a liver-aware model's second output
 
     @property
     def name(self) -> str:
@@ -87,6 +88,9 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> list[Man
         roi = (base / raw["roi"]).resolve() if raw["roi"] else None
         if roi is not None and check_files and not roi.exists():
             raise ManifestError(f"manifest line {n}: ROI file {raw['roi'][:80]} does not exist; fix the path or leave it empty for an exam without a measurable liver.")
+        liver = (base / raw["liver"]).resolve() if raw.get("liver") else None
+        if liver is not None and check_files and not liver.exists():
+            raise ManifestError(f"manifest line {n}: liver file {raw['liver'][:80]} does not exist; fix the path or leave it empty.")
         stage = raw.get("stage", "") or None
         if stage is not None and len(stage) > 40:
             raise ManifestError(f"manifest line {n}: stage '{stage[:20]}...' is longer than 40 characters; write a stage label such as F2 or >=F2.")
@@ -94,7 +98,7 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> list[Man
         if manual is not None and not 0.0 < manual < 100.0:
             raise ManifestError(f"manifest line {n}: manual_kpa {manual:g} is outside 0-100 kPa; write kPa, not Pa.")
         demographics = {k: v for k, v in raw.items() if k not in KNOWN and k}
-        rows.append(ManifestRow(exam, roi, raw.get("patient") or str(exam), manual, stage, raw.get("cohort") or None, demographics, n, raw["exam"]))
+        rows.append(ManifestRow(exam, roi, raw.get("patient") or str(exam), manual, stage, raw.get("cohort") or None, demographics, n, raw["exam"], liver))
     if not rows:
         raise ManifestError(f"manifest {path.name} has no exam rows; add one row per annotated exam.")
     return rows
@@ -113,7 +117,7 @@ def manifest_from_synthetic(cohort_dir: str | os.PathLike, out: str | os.PathLik
     exams = sorted(p for p in cohort_dir.glob("exam_*") if (p / "truth.json").exists())
     if not exams:
         raise ManifestError(f"{cohort_dir} holds no exam_*/truth.json folders; make them with 'mrefibrosis synth'.")
-    lines = [["exam", "roi", "patient", "manual_kpa", "stage", "fibrosis_stage", "cohort", "vendor", "sex", "age", "failure"]]
+    lines = [["exam", "roi", "patient", "manual_kpa", "stage", "fibrosis_stage", "cohort", "vendor", "sex", "age", "failure", "liver"]]
     for d in exams:
         truth = json.loads((d / "truth.json").read_text())
         first = next(iter(sorted((d / "dicom").rglob("*.dcm"))), None)
@@ -127,6 +131,7 @@ def manifest_from_synthetic(cohort_dir: str | os.PathLike, out: str | os.PathLik
             os.path.relpath(d / "dicom", out.parent), os.path.relpath(d / "roi.seg.nrrd", out.parent) if ok else "",
             truth["exam"], f"{truth['reader_kpa']:.4f}" if ok else "", (truth["stages"].get("seed") or "") if ok else "",
             truth.get("stage_drawn") or "", cohort or "", truth["vendor"], sex, age, truth.get("failure") or "",
+            os.path.relpath(d / "liver.seg.nrrd", out.parent) if (d / "liver.seg.nrrd").exists() else "",
         ])
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(lines)

@@ -32,6 +32,7 @@ class ExamSlices:
     target: np.ndarray  # (S, H, W) bool
     allowed: np.ndarray  # (S, H, W) bool: valid and confident pixels
     pixel_area_mm2: float
+    liver: np.ndarray | None = None  # (S, H, W) bool: the whole liver, when the manifest gives it
 
     @property
     def n_slices(self) -> int:
@@ -41,8 +42,9 @@ class ExamSlices:
 def load_exam_slices(row: ManifestRow, pre: Preprocessing, options: ReadOptions = ReadOptions()) -> ExamSlices:
     exam = read_exam(row.exam_dir, options)
     target = read_roi(row.roi_path, exam.geometry) if row.roi_path is not None else np.zeros(exam.valid.shape, bool)
+    liver = read_roi(row.liver_path, exam.geometry) if row.liver_path is not None else None
     image = np.stack([windowed_elastogram(exam, pre)] + extra_channels(exam, pre), axis=1)
-    return ExamSlices(row, image, low_confidence_region(exam), target, allowed_region(exam), exam.geometry.pixel_area_mm2)
+    return ExamSlices(row, image, low_confidence_region(exam), target, allowed_region(exam), exam.geometry.pixel_area_mm2, liver)
 
 
 def load_many(rows: list[ManifestRow], pre: Preprocessing, options: ReadOptions = ReadOptions(), progress=None) -> list[ExamSlices]:

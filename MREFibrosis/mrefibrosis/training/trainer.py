@@ -26,10 +26,11 @@ from ..errors import MREFibrosisError
 from ..model.architectures import build_model
 from ..model.model_file import ModelInfo, Preprocessing, read_model_file, save_model
 from ..model.preprocess import to_model_size, to_native_size
-from ..model.segmenter import autocast, dice, postprocess_mask, resolve_device
+from ..model.segmenter import autocast, dice, resolve_device, roi_from_maps
 from ..outputs import atomic_write_text
-from .augment import batch_tensors, render_slice
+from .augment import render_slice
 from .config import TrainConfig
+from .loader import EpochParts, epoch_loader, epoch_plan
 from .manifest import ManifestRow
 from .slices import ExamSlices, load_many, slice_index
 from .split import read_split, split_patients, write_split
@@ -63,6 +64,10 @@ def preprocessing_for(config: TrainConfig) -> Preprocessing:
     return Preprocessing(input_size=config.input_size, channels=tuple(config.inputs.split("+")))
 
 
+def outputs_for(config: TrainConfig) -> tuple[str, ...]:
+    return tuple(config.outputs.split("+"))
+
+
 def prepare_data(rows: list[ManifestRow], config: TrainConfig, run_dir: Path, progress=None) -> Data:
     """Split by patient (or reuse the run's saved split) and load the exams."""
     split_file = run_dir / "split.csv"
@@ -91,24 +96,48 @@ def _resolve_precision(config: TrainConfig, device: str) -> str:
 
 @torch.no_grad()
 def exam_probability(model, ex: ExamSlices, pre: Preprocessing, device: str, precision: str) -> np.ndarray:
-    """The inference pipeline on loaded slices: canonical hatch, resize, forward, back to the native grid."""
+    """The inference pipeline on loaded slices: canonical hatch, resize, forward, back to the native
+    grid; (slices, outputs, rows, columns)."""
     x = torch.from_numpy(np.stack([render_slice(ex, s, pre, None, None) for s in range(ex.n_slices)])).to(device)
     xs = to_model_size(x, pre.input_size)
     with autocast(device, precision):
         logits = model(xs.contiguous(memory_format=torch.channels_last)).float()
-    return torch.sigmoid(to_native_size(logits, tuple(x.shape[-2:])))[:, 0].cpu().numpy()
+    return torch.sigmoid(to_native_size(logits, tuple(x.shape[-2:]))).cpu().numpy()
+
+
+@dataclass
+class Validation:
+    roi_dice: dict[float, float]  # mean exam Dice of the post-processed ROI, per threshold
+    liver_dice: float | None  # mean exam Dice of the predicted liver (exams with a liver truth)
+
+
+def validate_model(model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str,
+                   thresholds: tuple[float, ...] = (0.5,), has_liver: bool = False) -> Validation:
+    """The network runs once per exam whatever the number of thresholds; the ROI is post-processed
+    exactly as at inference (inside the predicted liver for liver-aware models)."""
+    model.eval()
+    scores: dict[float, list[float]] = {t: [] for t in thresholds}
+    livers: list[float] = []
+    for ex in exams:
+        maps = exam_probability(model, ex, pre, device, precision)
+        for t in thresholds:
+            roi, liver = roi_from_maps(maps, ex.allowed, ex.pixel_area_mm2, t, 1.0, has_liver)
+            scores[t].append(dice(roi, ex.target & ex.allowed))
+        if has_liver and ex.liver is not None:
+            livers.append(dice(liver, ex.liver))
+    return Validation({t: (float(np.mean(v)) if v else float("nan")) for t, v in scores.items()},
+                      float(np.mean(livers)) if livers else None)
 
 
 def validation_dice(model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str,
-                    thresholds: tuple[float, ...] = (0.5,)) -> dict[float, float]:
-    """Mean exam Dice per threshold; the network runs once per exam whatever the number of thresholds."""
-    model.eval()
-    scores: dict[float, list[float]] = {t: [] for t in thresholds}
-    for ex in exams:
-        prob = exam_probability(model, ex, pre, device, precision)
-        for t in thresholds:
-            scores[t].append(dice(postprocess_mask(prob, ex.allowed, ex.pixel_area_mm2, t, 1.0), ex.target & ex.allowed))
-    return {t: (float(np.mean(v)) if v else float("nan")) for t, v in scores.items()}
+                    thresholds: tuple[float, ...] = (0.5,), has_liver: bool = False) -> dict[float, float]:
+    return validate_model(model, exams, pre, device, precision, thresholds, has_liver).roi_dice
+
+
+def _liver_bce(logits: torch.Tensor, y: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Mean BCE over the slices whose liver is known (zero when none is)."""
+    per_slice = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(dim=(1, 2))
+    return (per_slice * known).sum() / known.sum().clamp(min=1.0)
 
 
 def init_weights(model, model_file: str | os.PathLike) -> int:
@@ -128,8 +157,19 @@ def init_weights(model, model_file: str | os.PathLike) -> int:
             wide = torch.zeros_like(own[k])
             wide[:, : v.shape[1]] = v.to(own[k].dtype)
             matching[k] = wide
+        elif "head" in k and _more_outputs(v.shape, own[k].shape):
+            # a head with more output maps (a liver beside the ROI): the new maps start as copies of
+            # the first, a close guess since the liver contains the ROI
+            more = own[k].clone()
+            more[:] = v.to(own[k].dtype)[:1]
+            more[: v.shape[0]] = v.to(own[k].dtype)
+            matching[k] = more
     model.load_state_dict(matching, strict=False)
     return len(matching)
+
+
+def _more_outputs(old: tuple, new: tuple) -> bool:
+    return len(old) == len(new) >= 1 and old[1:] == new[1:] and old[0] < new[0]
 
 
 def _wider_input(old: tuple, new: tuple) -> bool:
@@ -196,10 +236,14 @@ def train(
     if not data.train:
         raise MREFibrosisError("no training exams after the split; add exams to the manifest.")
     pre = preprocessing_for(config)
+    outputs = outputs_for(config)
+    has_liver = "liver" in outputs
+    if has_liver and not any(e.liver is not None for e in data.train):
+        raise MREFibrosisError("--outputs roi+liver needs a 'liver' column in the manifest (the whole liver per exam).")
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     torch.manual_seed(config.seed)
-    model = build_model(config.architecture, len(pre.channels), config.base_channels).to(device).to(memory_format=torch.channels_last)
+    model = build_model(config.architecture, len(pre.channels), config.base_channels, len(outputs)).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(config.pos_weight, device=device))
@@ -236,49 +280,62 @@ def train(
         order = torch.randperm(len(items), generator=gen).tolist()
         while len(order) < n_batches * config.batch_size:  # tiny data sets: repeat the permutation
             order += torch.randperm(len(items), generator=gen).tolist()
-        rng = np.random.default_rng([config.seed, epoch])
         aug = config.augmentation if config.augment else None
+        plan = epoch_plan(order, items, n_batches, config.batch_size, micro)
+        parts = epoch_loader(EpochParts(data.train, plan, pre, aug, config.seed, epoch, outputs), config.workers)
         losses = []
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False, dynamic_ncols=True)
-        for b in bar:
-            batch = [items[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
-            optimizer.zero_grad(set_to_none=True)
-            total = 0.0
-            for m in range(0, len(batch), micro):
-                part = batch[m : m + micro]
-                x, y = batch_tensors(data.train, part, pre, rng if aug else None, aug)
-                x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
-                with autocast(device, precision):
-                    logits = model(x)
-                loss = loss_fn(logits.float(), y) * (len(part) / len(batch))
-                scaler.scale(loss).backward()
-                total += float(loss.detach())
+        total = 0.0
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False, dynamic_ncols=True)
+        optimizer.zero_grad(set_to_none=True)
+        for x, y, known, i in parts:
+            part = plan[int(i)]
+            x, y, known = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device), known.to(device)
+            with autocast(device, precision):
+                logits = model(x).float()
+            loss = loss_fn(logits[:, :1], y[:, :1])
+            if has_liver:
+                loss = loss + config.liver_weight * _liver_bce(logits[:, 1], y[:, 1], known[:, 1])
+            scaler.scale(loss * part.weight).backward()
+            total += float(loss.detach()) * part.weight
+            if not part.last:
+                continue
             if not np.isfinite(total):
                 raise MREFibrosisError(f"training diverged at epoch {epoch} (loss {total}); lower --lr or use --precision fp32.")
             scaler.step(optimizer)
             scaler.update()
+            optimizer.zero_grad(set_to_none=True)
             losses.append(total)
+            total = 0.0
+            bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", best_dice=f"{max(best_dice, 0):.3f}")
+            b = part.batch
             if not progress and n_batches >= 8 and (b + 1) % (n_batches // 4) == 0 and b + 1 < n_batches:
                 log.info("epoch %d: %d/%d steps, loss %.4f", epoch, b + 1, n_batches, np.mean(losses[-10:]))
         bar.close()
-        val = validation_dice(model, data.val, pre, device, precision)[0.5]
+        checked = validate_model(model, data.val, pre, device, precision, has_liver=has_liver)
+        val = checked.roi_dice[0.5]
         seconds += time.perf_counter() - t0
         improved = val > best_dice
         if improved:
             best_dice, best_epoch = val, epoch
+            metrics = {"val_dice": round(val, 4)}
+            if checked.liver_dice is not None:
+                metrics["val_liver_dice"] = round(checked.liver_dice, 4)
             info = ModelInfo(architecture=config.architecture, preprocessing=pre, base_channels=config.base_channels,
                              training={**info_training, "best_epoch": epoch, "epochs_run": epoch, "seconds": round(seconds, 1)},
-                             metrics={"val_dice": round(val, 4)}, model_version=model_version or f"{config.architecture}-{run_dir.name}-e{epoch}")
+                             metrics=metrics, model_version=model_version or f"{config.architecture}-{run_dir.name}-e{epoch}",
+                             outputs=outputs)
             save_model(model_path, model, info)
         history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 6), "val_dice": round(val, 5),
+                        "val_liver_dice": "" if checked.liver_dice is None else round(checked.liver_dice, 5),
                         "best": int(improved), "seconds": round(time.perf_counter() - t0, 1)})
         _write_history(run_dir / "history.csv", history)
         _save_checkpoint(ckpt_path, {"config": config.identity(), "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                      "scaler": scaler.state_dict(), "history": history, "best_dice": best_dice, "best_epoch": best_epoch,
                                      "seconds": seconds})
-        log.info("epoch %d/%d: loss %.4f, validation Dice %.4f%s (%.0f s)", epoch, config.epochs, history[-1]["train_loss"], val,
-                 " (best)" if improved else "", history[-1]["seconds"])
+        log.info("epoch %d/%d: loss %.4f, validation Dice %.4f%s%s (%.0f s)", epoch, config.epochs, history[-1]["train_loss"], val,
+                 "" if checked.liver_dice is None else f", liver Dice {checked.liver_dice:.4f}", " (best)" if improved else "",
+                 history[-1]["seconds"])
         if on_epoch is not None:
             on_epoch(epoch, val)
 
@@ -294,14 +351,14 @@ def finalize_model(model_path: Path, val: list[ExamSlices], device: str) -> tupl
     """Picks the probability threshold with the best validation Dice (a weighted loss shifts it away
     from 0.5), then marks bf16 inference validated only if it loses < BF16_TOLERANCE Dice."""
     info, state, _ = read_model_file(model_path)
-    model = build_model(info.architecture, len(info.preprocessing.channels), info.base_channels)
+    model = build_model(info.architecture, len(info.preprocessing.channels), info.base_channels, len(info.outputs))
     model.load_state_dict(state)
     model = model.to(device).eval().to(memory_format=torch.channels_last)
     pre = info.preprocessing
-    scores = validation_dice(model, val, pre, device, "fp32", THRESHOLDS)
+    scores = validation_dice(model, val, pre, device, "fp32", THRESHOLDS, info.has_liver)
     best_t = max(scores, key=lambda t: (scores[t], -abs(t - 0.5)))
     fp32 = scores[best_t]
-    bf16 = validation_dice(model, val, pre, device, "bf16", (best_t,))[best_t]
+    bf16 = validation_dice(model, val, pre, device, "bf16", (best_t,), info.has_liver)[best_t]
     validated = ("fp32", "bf16") if abs(fp32 - bf16) <= BF16_TOLERANCE else ("fp32",)
     info.threshold = best_t
     info.validated_precisions = validated
