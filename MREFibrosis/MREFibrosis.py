@@ -45,9 +45,7 @@ class MREFibrosis(ScriptedLoadableModule):
             "stiffness (kPa) and fibrosis stage on the original values, and Export the measurement table. "
             "Not a medical device; the shipped model is trained on simulated exams."
         )
-        self.parent.acknowledgementText = _(
-            "Based on the UNet-ResNeXt50 MRE segmentation approach of the seed paper (CC BY 4.0)."
-        )
+        self.parent.acknowledgementText = _("Based on the UNet-ResNeXt50 MRE segmentation approach of the seed paper (CC BY 4.0).")
 
 
 @parameterNodeWrapper
@@ -241,15 +239,7 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
             result, table = self._getLogic().compute(slicer.mrmlScene, p.stiffnessVolume, p.segmentation, p.validityVolume, p.preset, p.measurementTable)
             p.measurementTable = table
-            m = result.measurement
-            if m.status == "ok":
-                stage = m.stage or _("not staged")
-                text = _("Mean {0:.2f} kPa, median {1:.2f} kPa, area {2:.1f} cm2, stage {3} ({4})").format(m.mean_kpa, m.median_kpa, m.pooled.area_cm2, stage, m.preset)
-            else:
-                text = _("Indeterminate: {0}").format("; ".join(m.messages))
-            if m.flags:
-                text += "\n" + _("Flags: {0}").format(", ".join(m.flags))
-            self.ui.resultLabel.text = text
+            self.ui.resultLabel.text = result.summary_line()
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
@@ -284,8 +274,8 @@ class MREFibrosisTest(ScriptedLoadableModuleTest):
 
         if not ensure_dependencies():
             self.skipTest("dependencies not installed")
-        from MREFibrosisLib import MREFibrosisLogic as Logic
         from mrefibrosis.synth.cohort import generate_cohort
+        from MREFibrosisLib import MREFibrosisLogic as Logic
 
         tmp = Path(tempfile.mkdtemp())
         generate_cohort(tmp, 1, seed=5, vendor="ge", stage_mix=None, workers=1)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from mrefibrosis.batch.run import run_batch
 from mrefibrosis.model.architectures import UNET_RESNEXT50, build_model
+from mrefibrosis.model.inference import Segmenter
 from mrefibrosis.model.model_file import ModelInfo, Preprocessing, save_model
-from mrefibrosis.model.segmenter import Segmenter
-from mrefibrosis.process import process_many
+from mrefibrosis.pipeline import process_many
 from mrefibrosis.synth.cohort import generate_cohort
 
 
@@ -32,7 +32,9 @@ def main() -> None:
         for d in sorted((tmp / "cohort").glob("exam_*")):
             shutil.copytree(d / "dicom", archive / d.name)
         model = tmp / "m.mrefmodel"
-        save_model(model, build_model(UNET_RESNEXT50).eval(), ModelInfo(UNET_RESNEXT50, Preprocessing(input_size=args.size), validated_precisions=("fp32", "bf16")))
+        save_model(
+            model, build_model(UNET_RESNEXT50).eval(), ModelInfo(UNET_RESNEXT50, Preprocessing(input_size=args.size), validated_precisions=("fp32", "bf16"))
+        )
         folders = sorted(archive.iterdir())
         t = time.perf_counter()
         seg = Segmenter(model, device="cpu")
@@ -49,8 +51,10 @@ def main() -> None:
             run_batch(archive, tmp / f"batch{workers}", workers=workers, model=str(model), device="cpu")
             dt = time.perf_counter() - t
             ray.shutdown()
-            print(f"batch, {workers} worker(s): {dt:.1f} s total, {args.exams / dt * 60:.1f} exams/min; "
-                  f"overhead vs sequential {(dt - seq) / args.exams:+.2f} s/exam (includes Ray start, model load per worker)")
+            print(
+                f"batch, {workers} worker(s): {dt:.1f} s total, {args.exams / dt * 60:.1f} exams/min; "
+                f"overhead vs sequential {(dt - seq) / args.exams:+.2f} s/exam (includes Ray start, model load per worker)"
+            )
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing" / "Python
 
 from orthanc_server import OrthancServer  # noqa: E402
 
-from mrefibrosis.exam_reader import read_exam  # noqa: E402
-from mrefibrosis.measure import measure_roi  # noqa: E402
+from mrefibrosis.measure.roi_stats import measure_roi  # noqa: E402
 from mrefibrosis.model.architectures import UNET_RESNEXT50, build_model  # noqa: E402
+from mrefibrosis.model.inference import Segmenter  # noqa: E402
 from mrefibrosis.model.model_file import ModelInfo, Preprocessing, save_model  # noqa: E402
-from mrefibrosis.model.segmenter import Segmenter  # noqa: E402
 from mrefibrosis.pacs.worker import OrthancWorker, WorkerConfig  # noqa: E402
-from mrefibrosis.process import process_exam  # noqa: E402
+from mrefibrosis.pipeline import process_exam  # noqa: E402
+from mrefibrosis.reading.exam_loader import read_exam  # noqa: E402
 from mrefibrosis.synth.export import GE_SETTINGS, write_exam  # noqa: E402
 from mrefibrosis.synth.simulate import simulate_exam  # noqa: E402
 
@@ -47,7 +47,7 @@ def main() -> None:
         t2 = time.perf_counter()
         measure_roi(exam, roi)
         t3 = time.perf_counter()
-        from mrefibrosis.dicom_out.build import build_dicom_results
+        from mrefibrosis.results.dicom_results import build_dicom_results
 
         result = process_exam(exam, None, segmenter=lambda e: roi)
         t4 = time.perf_counter()
@@ -77,8 +77,10 @@ def main() -> None:
             orthanc.stop()
     print(f"device {seg.device}, precision {seg.precision}, model UNet-ResNeXt50 512 x 512, 4-slice GE exam")
     print(f"last instance stored -> SEG+SR+overlay stored: {total:.2f} s (stability delay {STABLE_AGE} s; target <= {STABLE_AGE + 5} s)")
-    print(f"  worker: download {detail['download_s']:.2f} s, process {detail['process_s']:.2f} s, store {detail['store_s']:.2f} s; "
-          f"wait for stability + polling ~ {total - sum(detail.values()):.2f} s")
+    print(
+        f"  worker: download {detail['download_s']:.2f} s, process {detail['process_s']:.2f} s, store {detail['store_s']:.2f} s; "
+        f"wait for stability + polling ~ {total - sum(detail.values()):.2f} s"
+    )
     print(f"  engine steps in-process: read {t1 - t0:.2f} s, segment {t2 - t1:.2f} s, measure {t3 - t2:.3f} s, encode SEG/SR/overlay {t5 - t4:.2f} s")
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.roi_io import read_roi
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import read_roi
 from mrefibrosis.synth.cohort import generate_cohort, parse_stage_mix
 from mrefibrosis.synth.realism import BOUNDS, REAL_GE, cohort_medians, figures_of_exam, within_bounds
 
@@ -79,8 +79,9 @@ def save_sheet(path: Path, exam, roi) -> None:
     from mrefibrosis.synth.preview import sheet
 
     confident = exam.confidence_valid.astype(float)
-    img, titles = sheet(exam.magnitude, exam.stiffness_kpa, confident, (0, 1), roi,
-                        ["magnitude", "elastogram 0-8 kPa", "confidence >= 0.95", "reader ROI"], max_slices=3)
+    img, titles = sheet(
+        exam.magnitude, exam.stiffness_kpa, confident, (0, 1), roi, ["magnitude", "elastogram 0-8 kPa", "confidence >= 0.95", "reader ROI"], max_slices=3
+    )
     panel = Image.new("RGB", (330, img.shape[0]), (24, 24, 24))
     draw = ImageDraw.Draw(panel)
     for i, line in enumerate(REAL_DESCRIPTION):
@@ -108,8 +109,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        truths = generate_cohort(Path(tmp), args.n, seed=args.seed, vendor="ge", stage_mix=parse_stage_mix(args.stage_mix),
-                                 workers=args.workers)
+        truths = generate_cohort(Path(tmp), args.n, seed=args.seed, vendor="ge", stage_mix=parse_stage_mix(args.stage_mix), workers=args.workers)
         dt = time.perf_counter() - t0
         per_exam = []
         for i, truth in enumerate(truths):
@@ -135,8 +135,12 @@ def main() -> None:
         plot_against_bounds(args.plot, medians, per_exam)
         print(f"plot: {args.plot}")
     if args.json:
-        args.json.write_text(json.dumps({"seed": args.seed, "n": args.n, "median": medians, "per_exam": per_exam,
-                                         "real_ge": REAL_GE, "bounds": BOUNDS, "inside": inside}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"seed": args.seed, "n": args.n, "median": medians, "per_exam": per_exam, "real_ge": REAL_GE, "bounds": BOUNDS, "inside": inside}, indent=2
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

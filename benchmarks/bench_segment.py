@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.measure import measure_roi
+from mrefibrosis.measure.roi_stats import measure_roi
 from mrefibrosis.model.architectures import UNET_RESNEXT50, build_model
+from mrefibrosis.model.inference import Segmenter
 from mrefibrosis.model.model_file import ModelInfo, Preprocessing, save_model
-from mrefibrosis.model.segmenter import Segmenter
+from mrefibrosis.reading.exam_loader import read_exam
 from mrefibrosis.synth.export import GE_SETTINGS, write_exam
 from mrefibrosis.synth.simulate import simulate_exam
 
@@ -67,7 +67,9 @@ def main() -> None:
         exam_dir = tmp / "exam"
         write_exam(exam_dir, simulate_exam(11, GE_SETTINGS, n_slices=4, failure=None), "ge", "bench")
         dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
-        print(f"device: {dev} ({torch.cuda.get_device_name(0) if dev.startswith('cuda') else 'CPU'}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+        print(
+            f"device: {dev} ({torch.cuda.get_device_name(0) if dev.startswith('cuda') else 'CPU'}), torch {torch.__version__}, threads {torch.get_num_threads()}"
+        )
         mm32 = matmul_gflops(dev, torch.float32)
         mm16 = matmul_gflops(dev, torch.bfloat16)
         print(f"matmul 2048^3: fp32 {mm32:.1f} GFLOP/s, bf16 {mm16:.1f} GFLOP/s")
@@ -100,7 +102,9 @@ def main() -> None:
                 med = {k: statistics.median(v) for k, v in times.items()}
                 rate = flops / med["segment"]
                 ref = mm16 if prec in ("bf16", "fp16") else mm32
-                print(f"{seg.info.preprocessing.input_size:>5} {prec:>5} {med['read']:7.3f} {med['segment']:9.3f} {med['measure']:9.3f} {med['total']:8.3f} {flops:7.1f} {rate:8.1f} {rate / ref:8.0%}")
+                print(
+                    f"{seg.info.preprocessing.input_size:>5} {prec:>5} {med['read']:7.3f} {med['segment']:9.3f} {med['measure']:9.3f} {med['total']:8.3f} {flops:7.1f} {rate:8.1f} {rate / ref:8.0%}"
+                )
                 if dev.startswith("cuda"):
                     exams = [exam] * args.gpu_exams
                     seg.segment_many(exams)
@@ -110,14 +114,32 @@ def main() -> None:
                     torch.cuda.synchronize()
                     dt = time.perf_counter() - t
                     gf = flops * args.gpu_exams / dt
-                    print(f"      GPU batch of {args.gpu_exams} exams ({4 * args.gpu_exams} slices): {args.gpu_exams / dt:.1f} exams/s, {gf:.0f} GFLOP/s = {gf / ref:.0%} of matmul")
+                    print(
+                        f"      GPU batch of {args.gpu_exams} exams ({4 * args.gpu_exams} slices): {args.gpu_exams / dt:.1f} exams/s, {gf:.0f} GFLOP/s = {gf / ref:.0%} of matmul"
+                    )
         print("peak RSS of one 'mrefibrosis measure' run (4-slice exam, model at the last size, fresh process):")
         for prec in args.precisions.split(","):
-            cmd = [sys.executable, "-m", "mrefibrosis", "-q", "measure", str(exam_dir / "dicom"), "--out", str(tmp / f"out-{prec}"),
-                   "--model", str(path), "--precision", prec, "--device", dev]
+            cmd = [
+                sys.executable,
+                "-m",
+                "mrefibrosis",
+                "-q",
+                "measure",
+                str(exam_dir / "dicom"),
+                "--out",
+                str(tmp / f"out-{prec}"),
+                "--model",
+                str(path),
+                "--precision",
+                prec,
+                "--device",
+                dev,
+            ]
             code = subprocess.call(["/usr/bin/time", "-f", "%M %e", "-o", str(tmp / "rss.txt"), *cmd])
             kb, wall = (tmp / "rss.txt").read_text().split()[-2:]
-            print(f"  {prec}: {int(kb) / 1024 / 1024:.2f} GB peak RSS, {float(wall):.1f} s wall including Python and torch start-up (exit {code}; target <= 1.5 GB)")
+            print(
+                f"  {prec}: {int(kb) / 1024 / 1024:.2f} GB peak RSS, {float(wall):.1f} s wall including Python and torch start-up (exit {code}; target <= 1.5 GB)"
+            )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
     per_slice = min(times) / a.micro_batch
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{a.architecture} {a.size}px {a.precision} micro-batch {a.micro_batch} on {a.device} ({torch.get_num_threads()} threads): "
-          f"{per_slice:.3f} s/slice, epoch of {a.epoch_slices} slices {per_slice * a.epoch_slices / 60:.1f} min, peak RSS {rss:.0f} MB")
+    print(
+        f"{a.architecture} {a.size}px {a.precision} micro-batch {a.micro_batch} on {a.device} ({torch.get_num_threads()} threads): "
+        f"{per_slice:.3f} s/slice, epoch of {a.epoch_slices} slices {per_slice * a.epoch_slices / 60:.1f} min, peak RSS {rss:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

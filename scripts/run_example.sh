@@ -9,7 +9,7 @@ MRE=.venv/bin/mrefibrosis
 rm -rf example
 "$MRE" synth example --n 1 --seed 2026 --vendor ge
 "$MRE" inspect example/exam_00000/dicom
-# automatic: the shipped UNet-ResNeXt50 (MREFibrosis/mrefibrosis/models/) draws the ROI
+# automatic: the shipped UNet-ResNeXt50 (MREFibrosis/mrefibrosis/model/weights/) draws the ROI
 "$MRE" measure example/exam_00000/dicom --out example/result
 # the same exam over the simulated reader's ROI, for comparison
 "$MRE" measure example/exam_00000/dicom --roi example/exam_00000/roi.seg.nrrd --out example/result_reader

@@ -3,6 +3,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
+# style and lint first (configuration in pyproject.toml): a failure here fails CI like a test
+.venv/bin/ruff check . && .venv/bin/ruff format --check . >/dev/null || { echo "ruff: run '.venv/bin/ruff check --fix . && .venv/bin/ruff format .'" >&2; exit 1; }
 .venv/bin/python -m pytest -q Testing/Python "$@"
 rc=$?
 if [ "$rc" = 5 ]; then

@@ -11,8 +11,8 @@ import numpy as np
 import slicer
 import vtk
 
-from mrefibrosis.exam import Exam
-from mrefibrosis.geometry import Geometry
+from mrefibrosis.reading.exam import Exam
+from mrefibrosis.reading.geometry import Geometry
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 ATTR = "MREFibrosis."

@@ -1,7 +1,7 @@
 """MREFibrosis logic: load an exam, Segment, Compute, Export, on a scene passed in.
 
 No Qt here, so the same code runs in Slicer and in pytest against real MRML (slicer-core). The
-numbers come from the engine's `process_exam` path, so the panel, the CLI and the PACS worker agree.
+numbers come from the engine's `process_exam`, the path of the CLI and the PACS worker, so they agree.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import slicer
 
-from mrefibrosis.exam_reader import ReadOptions, read_exam
-from mrefibrosis.measure import MIN_AREA_CM2, measure_roi
-from mrefibrosis.process import ExamResult, write_results
-from mrefibrosis.roi_io import read_roi
-from mrefibrosis.staging import get_preset
+from mrefibrosis.measure.fibrosis_stages import get_preset
+from mrefibrosis.measure.roi_stats import MIN_AREA_CM2
+from mrefibrosis.pipeline import ExamResult, process_exam, write_results
+from mrefibrosis.reading.exam_loader import ReadOptions, read_exam
+from mrefibrosis.results.roi_files import read_roi
 
 from .exam_nodes import ATTR, add_volume, exam_from_nodes, validity_array
 from .segment_nodes import find_roi_segment, segment_mask, set_roi_segment
@@ -51,8 +51,13 @@ class MREFibrosisLogic:
         m = exam.geometry.ijk_to_lps()
         base = f"MRE {exam.exam_key[:8]}"
         stiffness = add_volume(scene, exam.stiffness_kpa, m, f"{base} stiffness (kPa)")
-        for key, value in (("ExamKey", exam.exam_key), ("Vendor", exam.vendor), ("UnitSource", exam.unit_source),
-                           ("SourceFolder", str(Path(folder).resolve())), ("Role", "stiffness")):
+        for key, value in (
+            ("ExamKey", exam.exam_key),
+            ("Vendor", exam.vendor),
+            ("UnitSource", exam.unit_source),
+            ("SourceFolder", str(Path(folder).resolve())),
+            ("Role", "stiffness"),
+        ):
             stiffness.SetAttribute(ATTR + key, value)
         if exam.driver_frequency_hz:
             stiffness.SetAttribute(ATTR + "DriverFrequencyHz", str(exam.driver_frequency_hz))
@@ -76,7 +81,7 @@ class MREFibrosisLogic:
 
     # ------------------------------------------------------------------ segment
     def segmenter(self, model_path=None, device: str = "auto", precision: str = "auto"):
-        from mrefibrosis.model.segmenter import Segmenter
+        from mrefibrosis.model.inference import Segmenter
 
         key = (str(model_path or ""), device, precision)
         if key not in self._segmenters:
@@ -127,12 +132,11 @@ class MREFibrosisLogic:
         exam = exam_from_nodes(stiffness_node, validity_node)
         segment_id = find_roi_segment(segmentation_node)
         roi = segment_mask(segmentation_node, segment_id, stiffness_node)
-        measurement = measure_roi(exam, roi, get_preset(preset), min_area_cm2)
-        measurement.exam["roi_source"] = f"Slicer segment {segment_id}"
+        result = process_exam(exam, preset=get_preset(preset), min_area_cm2=min_area_cm2, roi_mask=roi, roi_name=segment_id)
         if table_node is None:
             table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{stiffness_node.GetName()} measurements")
-        fill_table(table_node, measurement)
-        self.last_result = ExamResult(exam, roi, measurement.exam["roi_source"], measurement)
+        fill_table(table_node, result)
+        self.last_result = result
         return self.last_result, table_node
 
     def export(self, out_dir, result: ExamResult | None = None, stiffness_node=None, dicom: bool = False) -> list[Path]:

@@ -6,7 +6,7 @@ import numpy as np
 import slicer
 import vtk
 
-from mrefibrosis.roi_io import LIVER_SCT, LIVER_TERMINOLOGY, ROI_SEGMENT_ID, ROI_SEGMENT_NAME
+from mrefibrosis.results.roi_files import LIVER_SCT, LIVER_TERMINOLOGY, ROI_SEGMENT_ID, ROI_SEGMENT_NAME
 
 from .exam_nodes import LPS_TO_RAS, _vtk_matrix
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import MREFibrosisError
-from .exam_reader import ReadOptions
+from .reading.exam_loader import ReadOptions
 
 log = logging.getLogger("mrefibrosis")
 
@@ -29,12 +29,17 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("segmenter")
     g.add_argument("--model", metavar="FILE", help="model file (.mrefmodel); default: the shipped model or $MREFIBROSIS_MODEL")
     g.add_argument("--device", default="auto", metavar="D", help="auto (CUDA when available), cpu or cuda[:N]")
-    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="auto uses reduced precision only where the model file says it was validated")
+    g.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto uses reduced precision only where the model file says it was validated",
+    )
     g.add_argument("--tta", action="store_true", help="flip test-time augmentation; reports an agreement score per exam")
 
 
 def _segmenter(args):
-    from .model.segmenter import Segmenter
+    from .model.inference import Segmenter
 
     seg = Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta)
     d = seg.describe()
@@ -134,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", metavar="MANIFEST", help="CSV of the evaluation cohort (exam, roi, manual_kpa, stage, demographics)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, metrics.json, per_exam.csv and PNG plots")
     p.add_argument("--compare-with", metavar="MANIFEST", help="a second cohort (e.g. the training manifest) for the two-cohort table")
+    p.add_argument("--without-magnitude", action="store_true", help="drop the magnitude images first (the figures for exams exported without them)")
     p.add_argument("--preset", default="seed", metavar="NAME", help="staging preset (default seed)")
     p.add_argument("--title", default="", metavar="TEXT", help="heading of report.md")
     _add_model_options(p)
@@ -145,7 +151,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     g = p.add_argument_group("recipe (defaults: the seed paper)")
-    g.add_argument("--architecture", default=d.architecture, choices=["unet_resnext50_32x4d", "unet_classic"], help="UNet-ResNeXt50-32x4d or the plain U-Net baseline")
+    g.add_argument(
+        "--architecture", default=d.architecture, choices=["unet_resnext50_32x4d", "unet_classic"], help="UNet-ResNeXt50-32x4d or the plain U-Net baseline"
+    )
     g.add_argument("--input-size", type=int, default=d.input_size, metavar="PX", help=f"network input size, bilinear (default {d.input_size})")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
     g.add_argument("--lr", type=float, default=d.lr, help=f"SGD learning rate (default {d.lr})")
@@ -153,18 +161,30 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"slices per optimizer step (default {d.batch_size})")
     g.add_argument("--pos-weight", type=float, default=d.pos_weight, metavar="W", help="BCE weight of ROI pixels (default 1: plain BCE as in the paper)")
-    g.add_argument("--micro-batch", type=int, default=0, metavar="N", help="slices per forward pass; gradients accumulate to --batch-size (default: all on GPU, 8 on CPU)")
-    g.add_argument("--val-fraction", type=float, default=d.val_fraction, help=f"share of patients for validation, stratified by stage (default {d.val_fraction})")
+    g.add_argument(
+        "--micro-batch", type=int, default=0, metavar="N", help="slices per forward pass; gradients accumulate to --batch-size (default: all on GPU, 8 on CPU)"
+    )
+    g.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help=f"share of patients for validation, stratified by stage (default {d.val_fraction})"
+    )
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--device", default="auto", metavar="D", help="auto (CUDA when available), cpu or cuda[:N]")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="auto: fp16 mixed precision on CUDA, fp32 on CPU")
     g.add_argument("--base-channels", type=int, default=64, metavar="N", help="plain U-Net width (default 64)")
     g.add_argument("--no-augment", action="store_true", help="train without augmentation")
-    g.add_argument("--inputs", default="elastogram", choices=["elastogram", "elastogram+magnitude"],
-                   help="network input: the paper's elastogram, or with the magnitude image as a second channel (dropped at random in training)")
+    g.add_argument(
+        "--inputs",
+        default="elastogram",
+        choices=["elastogram", "elastogram+magnitude"],
+        help="network input: the paper's elastogram, or with the magnitude image as a second channel (dropped at random in training)",
+    )
     g.add_argument("--init-from", default="", metavar="MODEL", help="start from this model file's weights where names and shapes match")
-    g.add_argument("--outputs", default=d.outputs, choices=["roi", "roi+liver"],
-                   help="roi, or roi+liver: also map the whole liver (manifest column 'liver') and keep the ROI inside it")
+    g.add_argument(
+        "--outputs",
+        default=d.outputs,
+        choices=["roi", "roi+liver"],
+        help="roi, or roi+liver: also map the whole liver (manifest column 'liver') and keep the ROI inside it",
+    )
     g.add_argument("--liver-weight", type=float, default=d.liver_weight, metavar="W", help=f"weight of the liver loss (default {d.liver_weight})")
     g.add_argument("--workers", type=int, default=d.workers, metavar="N", help=f"processes building batches ahead of the step (default {d.workers}; 0: none)")
     g.add_argument("--max-steps-per-epoch", type=int, default=0, metavar="N", help="cap optimizer steps per epoch (smoke tests)")
@@ -174,12 +194,29 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 def _train_config(args):
     from .training.config import TrainConfig
 
-    return TrainConfig(architecture=args.architecture, base_channels=args.base_channels, input_size=args.input_size, epochs=args.epochs,
-                       lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size, pos_weight=args.pos_weight,
-                       micro_batch=args.micro_batch, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                       precision=args.precision, augment=not args.no_augment, max_steps_per_epoch=args.max_steps_per_epoch,
-                       inputs=args.inputs, init_from=args.init_from, outputs=args.outputs, liver_weight=args.liver_weight,
-                       workers=args.workers)
+    return TrainConfig(
+        architecture=args.architecture,
+        base_channels=args.base_channels,
+        input_size=args.input_size,
+        epochs=args.epochs,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        pos_weight=args.pos_weight,
+        micro_batch=args.micro_batch,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        augment=not args.no_augment,
+        max_steps_per_epoch=args.max_steps_per_epoch,
+        inputs=args.inputs,
+        init_from=args.init_from,
+        outputs=args.outputs,
+        liver_weight=args.liver_weight,
+        workers=args.workers,
+    )
 
 
 def cmd_manifest(args) -> int:
@@ -196,8 +233,14 @@ def cmd_train(args) -> int:
 
     rows = read_manifest(args.manifest)
     result = train(_train_config(args), rows, args.out, resume=args.resume, progress=not args.no_progress)
-    log.info("best validation Dice %.4f at epoch %d; model %s (validated precisions: %s); %.0f s",
-             result.best_dice, result.best_epoch, result.model_path, ", ".join(result.validated_precisions), result.seconds)
+    log.info(
+        "best validation Dice %.4f at epoch %d; model %s (validated precisions: %s); %.0f s",
+        result.best_dice,
+        result.best_epoch,
+        result.model_path,
+        ", ".join(result.validated_precisions),
+        result.seconds,
+    )
     return 0
 
 
@@ -215,14 +258,27 @@ def cmd_tune(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluation.report import evaluate
 
-    summary = evaluate(args.manifest, args.out, _segmenter(args), preset=args.preset, compare_with=args.compare_with, title=args.title)
-    log.info("evaluated %d exams: Dice %.4f, Pearson r %s -> %s", summary["exams"], summary["dice_mean"],
-             "n/a" if summary["pearson_r"] is None else f"{summary['pearson_r']:.4f}", Path(args.out) / "report.md")
+    summary = evaluate(
+        args.manifest,
+        args.out,
+        _segmenter(args),
+        preset=args.preset,
+        compare_with=args.compare_with,
+        title=args.title,
+        without_magnitude=args.without_magnitude,
+    )
+    log.info(
+        "evaluated %d exams: Dice %.4f, Pearson r %s -> %s",
+        summary["exams"],
+        summary["dice_mean"],
+        "n/a" if summary["pearson_r"] is None else f"{summary['pearson_r']:.4f}",
+        Path(args.out) / "report.md",
+    )
     return 0
 
 
 def cmd_measure(args) -> int:
-    from .process import process_exam, write_results
+    from .pipeline import process_exam, write_results
 
     options = _read_options(args)
     if args.min_area <= 0:
@@ -239,8 +295,8 @@ def cmd_measure(args) -> int:
 
 
 def _measure_with_segmenter(args, options) -> int:
-    from .process import process_many
-    from .staging import get_preset
+    from .measure.fibrosis_stages import get_preset
+    from .pipeline import process_many
 
     preset = get_preset(args.preset)  # refuse a bad preset before loading the model
     seg = _segmenter(args)
@@ -257,11 +313,7 @@ def _measure_with_segmenter(args, options) -> int:
 
 def _log_result(result) -> None:
     m = result.measurement
-    if m.status == "ok":
-        stage = m.stage if m.stage is not None else "not staged"
-        log.info("exam %s: %.3f kPa (median %.3f), %.2f cm2, stage %s [%s]", result.exam.exam_key, m.mean_kpa, m.median_kpa, m.pooled.area_cm2, stage, m.preset)
-    else:
-        log.info("exam %s: indeterminate (%s)", result.exam.exam_key, "; ".join(m.messages))
+    log.info("%s", result.summary_line())
     for msg in m.messages:
         log.warning("exam %s: %s", result.exam.exam_key, msg)
 
@@ -269,10 +321,10 @@ def _log_result(result) -> None:
 def cmd_segment(args) -> int:
     import json
 
-    from .exam_reader import find_exams
-    from .outputs import staged_outputs
-    from .process import for_each_exam
-    from .roi_io import write_seg_nrrd
+    from .pipeline import for_each_exam
+    from .reading.exam_loader import find_exams
+    from .results.roi_files import write_seg_nrrd
+    from .results.staged_files import staged_outputs
 
     options = _read_options(args)
     exams = find_exams(args.study, options)
@@ -300,14 +352,14 @@ def cmd_segment(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .inspect_report import inspect_report
+    from .reading.inspect_report import inspect_report
 
     print(inspect_report(Path(args.study), _read_options(args)))
     return 0
 
 
 def cmd_presets(args) -> int:
-    from .staging import load_presets
+    from .measure.fibrosis_stages import load_presets
 
     for name, p in load_presets().items():
         cuts = ", ".join(f"{b.stage} >= {b.min_kpa:g}" for b in p.bands[1:])
@@ -390,7 +442,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     # pydicom logs decoder tracebacks and value warnings; users get our one-line messages instead.
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-    handlers = {"measure": cmd_measure, "segment": cmd_segment, "inspect": cmd_inspect, "presets": cmd_presets, "synth": cmd_synth, "worker": cmd_worker, "receiver": cmd_receiver, "batch": cmd_batch, "manifest": cmd_manifest, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate}
+    handlers = {
+        "measure": cmd_measure,
+        "segment": cmd_segment,
+        "inspect": cmd_inspect,
+        "presets": cmd_presets,
+        "synth": cmd_synth,
+        "worker": cmd_worker,
+        "receiver": cmd_receiver,
+        "batch": cmd_batch,
+        "manifest": cmd_manifest,
+        "train": cmd_train,
+        "tune": cmd_tune,
+        "evaluate": cmd_evaluate,
+    }
     try:
         return handlers[args.command](args)
     except MREFibrosisError as exc:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mrefibrosis.dicom_writer import StudyContext, axial_stack, write_ge_exam, write_siemens_exam
-from mrefibrosis.hatch import draw_hatch
+from mrefibrosis.reading.hatch import draw_hatch
+from mrefibrosis.synth.vendor_dicom import StudyContext, axial_stack, write_ge_exam, write_siemens_exam
 
 
 @dataclass

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrefibrosis.exam_reader import read_exam
 from mrefibrosis.model.architectures import UNET_CLASSIC, build_model
 from mrefibrosis.model.model_file import ModelInfo, Preprocessing, save_model
 from mrefibrosis.model.preprocess import canonical_input, to_model_size
-from mrefibrosis.roi_io import read_roi
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import read_roi
 from mrefibrosis.synth.cohort import generate_cohort
 
 
@@ -42,8 +42,14 @@ def train_tiny_model(root: Path, n_exams: int = 6, steps: int = 120, size: int =
         loss = loss_fn(model(x[idx]), y[idx])
         loss.backward()
         opt.step()
-    info = ModelInfo(architecture=UNET_CLASSIC, preprocessing=pre, base_channels=8, validated_precisions=("fp32", "bf16"),
-                     training={"note": "test fixture", "steps": steps}, model_version="test-tiny")
+    info = ModelInfo(
+        architecture=UNET_CLASSIC,
+        preprocessing=pre,
+        base_channels=8,
+        validated_precisions=("fp32", "bf16"),
+        training={"note": "test fixture", "steps": steps},
+        model_version="test-tiny",
+    )
     path = root / "tiny.mrefmodel"
     save_model(path, model.eval(), info)
     return path, exams

@@ -24,16 +24,28 @@ class OrthancServer:
         self.dicom_port = free_port()
         self.config = root / "orthanc.json"
         (root / "db").mkdir(parents=True, exist_ok=True)
-        self.config.write_text(json.dumps({
-            "Name": "MREFibrosisTest", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
-            "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False, "StableAge": stable_age, "DicomCheckCalledAet": False, "Plugins": [],
-            "HttpDescribeErrors": True,
-        }))
+        self.config.write_text(
+            json.dumps(
+                {
+                    "Name": "MREFibrosisTest",
+                    "StorageDirectory": str(root / "db"),
+                    "IndexDirectory": str(root / "db"),
+                    "HttpPort": self.http_port,
+                    "DicomPort": self.dicom_port,
+                    "DicomAet": "ORTHANC",
+                    "RemoteAccessAllowed": False,
+                    "AuthenticationEnabled": False,
+                    "StableAge": stable_age,
+                    "DicomCheckCalledAet": False,
+                    "Plugins": [],
+                    "HttpDescribeErrors": True,
+                }
+            )
+        )
         self.proc = None
         self.url = f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, timeout: float = 20.0) -> "OrthancServer":
+    def start(self, timeout: float = 20.0) -> OrthancServer:
         self.proc = subprocess.Popen(["Orthanc", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root)
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -42,7 +54,7 @@ class OrthancServer:
                 return self
             except Exception:
                 if self.proc.poll() is not None:
-                    raise RuntimeError("Orthanc exited at start")
+                    raise RuntimeError("Orthanc exited at start") from None
                 time.sleep(0.1)
         raise RuntimeError("Orthanc did not answer /system")
 
@@ -57,8 +69,12 @@ class OrthancServer:
 
     def store(self, folder: Path) -> None:
         """Push a folder with dcmtk's storescu, as a modality would."""
-        subprocess.run(["storescu", "-aet", "SCANNER", "-aec", "ORTHANC", "+sd", "+r", "127.0.0.1", str(self.dicom_port), str(folder)],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["storescu", "-aet", "SCANNER", "-aec", "ORTHANC", "+sd", "+r", "127.0.0.1", str(self.dicom_port), str(folder)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def get(self, path: str):
         return json.loads(urllib.request.urlopen(self.url + path, timeout=10).read())

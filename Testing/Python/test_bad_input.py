@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from fixtures import make_ge_exam
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
 
-from fixtures import make_ge_exam
 from mrefibrosis.cli import main
-from mrefibrosis.dicom_files import read_header, read_pixels
 from mrefibrosis.errors import DicomReadError, PixelDataError
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.roi_io import write_seg_nrrd
+from mrefibrosis.reading.dicom_files import read_header, read_pixels
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import write_seg_nrrd
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,9 @@ def stiffness_files(exam_dir: Path) -> list[Path]:
 def run_measure(exam_dir, good, out, *extra):
     proc = subprocess.run(
         [sys.executable, "-m", "mrefibrosis", "-q", "measure", str(exam_dir), "--out", str(out), "--roi", str(good[0] / "roi.seg.nrrd"), *extra],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return proc.returncode, proc.stderr
 
@@ -68,6 +70,7 @@ def rewrite(path: Path, change, **save):
 
 
 # ---------------------------------------------------------------- single files: header level
+
 
 def _valid_bytes(good) -> bytes:
     return stiffness_files(good[0] / "exam")[0].read_bytes()
@@ -149,6 +152,7 @@ def test_junk_files_in_the_folder_are_skipped(tmp_path, good):
 
 # ---------------------------------------------------------------- transfer syntaxes
 
+
 @pytest.mark.parametrize("syntax", ["big_endian", "deflated", "implicit"])
 def test_other_transfer_syntaxes_read_the_same(tmp_path, good, syntax):
     exam_dir = copy_exam(good, tmp_path / "exam")
@@ -172,6 +176,7 @@ def test_other_transfer_syntaxes_read_the_same(tmp_path, good, syntax):
 
 
 # ---------------------------------------------------------------- pixel data
+
 
 def _set_missing_pixels(ds):
     del ds.PixelData
@@ -211,6 +216,7 @@ def _no_decoder(ds):
 def _bad_spacing(value):
     def change(ds):
         ds.PixelSpacing = value
+
     return change
 
 
@@ -281,7 +287,7 @@ def test_nan_and_inf_never_enter_statistics(tmp_path, good):
         ds.save_as(f)
     exam = read_exam(exam_dir)
     assert np.isfinite(exam.stiffness_kpa[exam.valid]).all()
-    from mrefibrosis.measure import measure_roi
+    from mrefibrosis.measure.roi_stats import measure_roi
 
     m = measure_roi(exam, good[2])
     assert m.pooled.pixels == expected_mask.sum()
@@ -289,7 +295,7 @@ def test_nan_and_inf_never_enter_statistics(tmp_path, good):
 
 
 def test_colour_only_is_never_measured(tmp_path, good):
-    from mrefibrosis.dicom_writer import StudyContext, axial_stack, write_siemens_exam
+    from mrefibrosis.synth.vendor_dicom import StudyContext, axial_stack, write_siemens_exam
 
     el = np.random.default_rng(0).integers(100, 500, size=(2, 32, 32))
     rgb = np.stack([el.clip(0, 255)] * 3, axis=-1).astype(np.uint8)
@@ -300,7 +306,7 @@ def test_colour_only_is_never_measured(tmp_path, good):
 
 
 def test_selecting_a_colour_series_is_refused(tmp_path, good):
-    from mrefibrosis.dicom_writer import StudyContext, axial_stack, write_siemens_exam
+    from mrefibrosis.synth.vendor_dicom import StudyContext, axial_stack, write_siemens_exam
 
     el = np.random.default_rng(0).integers(100, 500, size=(2, 32, 32))
     rgb = np.stack([el.clip(0, 255)] * 3, axis=-1).astype(np.uint8)
@@ -310,6 +316,7 @@ def test_selecting_a_colour_series_is_refused(tmp_path, good):
 
 
 # ---------------------------------------------------------------- exam structure
+
 
 def test_mixed_studies_need_a_choice(tmp_path, good):
     root = tmp_path / "two"
@@ -332,7 +339,12 @@ def test_duplicate_instances_are_ignored(tmp_path, good):
 def test_uneven_spacing_and_single_slice(tmp_path, good):
     exam_dir = copy_exam(good, tmp_path / "exam")
     f = stiffness_files(exam_dir)[0]
-    rewrite(f, lambda ds: setattr(ds, "ImagePositionPatient", [float(ds.ImagePositionPatient[0]), float(ds.ImagePositionPatient[1]), float(ds.ImagePositionPatient[2]) + 3.0]))
+    rewrite(
+        f,
+        lambda ds: setattr(
+            ds, "ImagePositionPatient", [float(ds.ImagePositionPatient[0]), float(ds.ImagePositionPatient[1]), float(ds.ImagePositionPatient[2]) + 3.0]
+        ),
+    )
     exam = read_exam(exam_dir)
     assert any("uneven" in n for n in exam.notes)
     one = tmp_path / "one"
@@ -350,8 +362,10 @@ def test_no_valid_pixels_gives_indeterminate(tmp_path, good):
 
     exam_dir = copy_exam(good, tmp_path / "exam")
     for f in stiffness_files(exam_dir):
+
         def zero(ds):
             ds.PixelData = np.zeros((ds.Rows, ds.Columns), np.int16).tobytes()
+
         rewrite(f, zero)
     code, err = run_measure(exam_dir, good, tmp_path / "out")
     assert code == 0, err
@@ -360,6 +374,7 @@ def test_no_valid_pixels_gives_indeterminate(tmp_path, good):
 
 
 # ---------------------------------------------------------------- security and privacy
+
 
 def test_hostile_identifiers_never_reach_paths_or_logs(tmp_path, good, monkeypatch):
     monkeypatch.setattr(pydicom.config.settings, "writing_validation_mode", pydicom.config.IGNORE)
@@ -372,6 +387,7 @@ def test_hostile_identifiers_never_reach_paths_or_logs(tmp_path, good, monkeypat
         ds.PatientName = "EVIL^../../x"
         ds.SpecificCharacterSet = "ISO_IR 999"
         ds.InstanceNumber = 71
+
     for series in exam_dir.iterdir():
         for f in series.iterdir():
             rewrite(f, change)

@@ -9,10 +9,11 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from model_fixtures import train_tiny_model  # noqa: E402
+
 from mrefibrosis.batch.run import model_version_of, run_batch  # noqa: E402
 from mrefibrosis.batch.scorer import CRASH_HOOK, done_marker, folder_key  # noqa: E402
-from mrefibrosis.model.segmenter import Segmenter  # noqa: E402
-from mrefibrosis.process import process_many  # noqa: E402
+from mrefibrosis.model.inference import Segmenter  # noqa: E402
+from mrefibrosis.pipeline import process_many  # noqa: E402
 from mrefibrosis.synth.cohort import generate_cohort  # noqa: E402
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mrefibrosis.cli import main
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.roi_io import write_seg_nrrd
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import write_seg_nrrd
 
 
 def run_cli(*args):

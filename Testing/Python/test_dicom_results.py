@@ -3,10 +3,10 @@
 import numpy as np
 import pydicom
 import pytest
+from validators import dciodvfy_errors
 
 from mrefibrosis.cli import main
 from mrefibrosis.synth.cohort import generate_cohort
-from validators import dciodvfy_errors
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +26,19 @@ def test_files_pass_dciodvfy(measured):
 
 
 def test_seg_and_sr_read_back_to_the_same_numbers(measured):
-    import highdicom as hd
     import json
+
+    import highdicom as hd
 
     exam_dir, out = measured
     result = json.loads((out / "result.json").read_text())
     seg = hd.seg.segread(out / "dicom" / "SEG.dcm")
-    sources = sorted((pydicom.dcmread(f, stop_before_pixels=True) for f in (exam_dir / "dicom" / "series_0500").iterdir()), key=lambda d: float(d.ImagePositionPatient[2]))
+    sources = sorted(
+        (pydicom.dcmread(f, stop_before_pixels=True) for f in (exam_dir / "dicom" / "series_0500").iterdir()), key=lambda d: float(d.ImagePositionPatient[2])
+    )
     mask = seg.get_pixels_by_source_instance([s.SOPInstanceUID for s in sources], ignore_spatial_locations=True, assert_missing_frames_are_empty=True)[..., 0]
-    from mrefibrosis.exam_reader import read_exam
-    from mrefibrosis.roi_io import read_roi
+    from mrefibrosis.reading.exam_loader import read_exam
+    from mrefibrosis.results.roi_files import read_roi
 
     exam = read_exam(exam_dir / "dicom")
     roi = read_roi(out / "roi.seg.nrrd", exam.geometry)
@@ -52,7 +55,11 @@ def test_seg_and_sr_read_back_to_the_same_numbers(measured):
         for it in items:
             name = it.ConceptNameCodeSequence[0].CodeMeaning if "ConceptNameCodeSequence" in it else ""
             if it.ValueType == "NUM":
-                mods = [c.ConceptCodeSequence[0].CodeMeaning for c in it.get("ContentSequence", []) if c.ValueType == "CODE" and c.ConceptNameCodeSequence[0].CodeMeaning == "Derivation"]
+                mods = [
+                    c.ConceptCodeSequence[0].CodeMeaning
+                    for c in it.get("ContentSequence", [])
+                    if c.ValueType == "CODE" and c.ConceptNameCodeSequence[0].CodeMeaning == "Derivation"
+                ]
                 nums[(name, mods[0] if mods else "")] = float(it.MeasuredValueSequence[0].NumericValue)
             elif it.ValueType == "CODE":
                 codes[name] = it.ConceptCodeSequence[0].CodeMeaning
@@ -85,9 +92,9 @@ def test_results_are_idempotent(measured, tmp_path):
 
 def test_indeterminate_report(tmp_path):
 
-    from mrefibrosis.dicom_out.build import build_dicom_results
-    from mrefibrosis.exam_reader import read_exam
-    from mrefibrosis.process import process_exam
+    from mrefibrosis.pipeline import process_exam
+    from mrefibrosis.reading.exam_loader import read_exam
+    from mrefibrosis.results.dicom_results import build_dicom_results
 
     generate_cohort(tmp_path / "c", 1, seed=22, vendor="siemens", stage_mix=None, workers=1)
     exam = read_exam(tmp_path / "c" / "exam_00000" / "dicom")

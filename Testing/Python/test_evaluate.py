@@ -5,14 +5,14 @@ import json
 
 import numpy as np
 import pytest
+from model_fixtures import train_tiny_model
 
 from mrefibrosis.cli import main
 from mrefibrosis.evaluation.report import evaluate
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.roi_io import read_roi
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import read_roi
 from mrefibrosis.synth.cohort import generate_cohort
 from mrefibrosis.training.manifest import manifest_from_synthetic, read_manifest
-from model_fixtures import train_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mrefibrosis.hatch import (LineFamily, draw_hatch, estimate_period, fit_line_families, low_confidence_from_lines,
-                               low_confidence_region)
+from mrefibrosis.reading.hatch import LineFamily, draw_hatch, estimate_period, fit_line_families, low_confidence_from_lines, low_confidence_region
 
 
 def _patchy_exam(seed: int, shape=(3, 160, 200)):

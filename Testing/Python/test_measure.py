@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from mrefibrosis.errors import StagingError
-from mrefibrosis.exam import Exam
-from mrefibrosis.geometry import build_geometry
-from mrefibrosis.measure import FLAG_OUTSIDE_CONFIDENCE, FLAG_SMALL_AREA, FLAG_STAGE_REFUSED, compute_stats, measure_roi
-from mrefibrosis.staging import get_preset, load_presets
+from mrefibrosis.measure.fibrosis_stages import get_preset, load_presets
+from mrefibrosis.measure.roi_stats import FLAG_OUTSIDE_CONFIDENCE, FLAG_SMALL_AREA, FLAG_STAGE_REFUSED, compute_stats, measure_roi
+from mrefibrosis.reading.exam import Exam
+from mrefibrosis.reading.geometry import build_geometry
 
 
 def _exam(values, valid=None, conf=None, spacing=(2.0, 2.0), freq=60.0):
@@ -64,7 +64,8 @@ def test_small_area_is_indeterminate_without_numbers():
     m = measure_roi(_exam(v), roi)
     assert m.status == "indeterminate" and m.stage is None and m.mean_kpa is None
     assert FLAG_SMALL_AREA in m.flags
-    payload = m.to_json()
+    payload = m.stats_json()
+    assert m.reason and "0.16 cm2" in m.reason and m.status_text.startswith("indeterminate: ")
     assert payload["mean_kpa"] is None and payload["pooled"]["mean_kpa"] is None
     json.dumps(payload)
 
@@ -72,11 +73,20 @@ def test_small_area_is_indeterminate_without_numbers():
 @pytest.mark.parametrize(
     "preset,kpa,stage",
     [
-        ("seed", 2.79, "F0-F1"), ("seed", 2.8, ">=F2"), ("seed", 7.0, ">=F2"),
-        ("radelement", 2.49, "normal"), ("radelement", 2.5, "normal or inflammation"), ("radelement", 2.9, "F1-F2"),
-        ("radelement", 3.5, "F2-F3"), ("radelement", 4.0, "F3-F4"), ("radelement", 5.0, "F4"),
-        ("liang2023_nafld", 3.13, "F0-F1"), ("liang2023_nafld", 3.14, "F2"), ("liang2023_nafld", 4.45, "F4"),
-        ("singh2015", 3.45, "F1"), ("hsu2019_nafld", 2.97, "F2"),
+        ("seed", 2.79, "F0-F1"),
+        ("seed", 2.8, ">=F2"),
+        ("seed", 7.0, ">=F2"),
+        ("radelement", 2.49, "normal"),
+        ("radelement", 2.5, "normal or inflammation"),
+        ("radelement", 2.9, "F1-F2"),
+        ("radelement", 3.5, "F2-F3"),
+        ("radelement", 4.0, "F3-F4"),
+        ("radelement", 5.0, "F4"),
+        ("liang2023_nafld", 3.13, "F0-F1"),
+        ("liang2023_nafld", 3.14, "F2"),
+        ("liang2023_nafld", 4.45, "F4"),
+        ("singh2015", 3.45, "F1"),
+        ("hsu2019_nafld", 2.97, "F2"),
     ],
 )
 def test_stage_cutoffs_are_half_open(preset, kpa, stage):
@@ -101,8 +111,19 @@ def test_non_60hz_is_not_staged_but_measured():
 
 def test_user_preset_file(tmp_path):
     f = tmp_path / "site.json"
-    f.write_text(json.dumps({"presets": {"site": {"citation": "local", "status": "assumed", "bands": [
-        {"min_kpa": 0, "stage": "low", "at_least_f2": False}, {"min_kpa": 3.0, "stage": "high", "at_least_f2": True}]}}}))
+    f.write_text(
+        json.dumps(
+            {
+                "presets": {
+                    "site": {
+                        "citation": "local",
+                        "status": "assumed",
+                        "bands": [{"min_kpa": 0, "stage": "low", "at_least_f2": False}, {"min_kpa": 3.0, "stage": "high", "at_least_f2": True}],
+                    }
+                }
+            }
+        )
+    )
     assert get_preset(str(f)).stage_of(3.0).stage == "high"
     with pytest.raises(StagingError):
         get_preset("nope")

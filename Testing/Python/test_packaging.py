@@ -19,7 +19,9 @@ def test_module_cmakelists_lists_every_file():
     present = {
         p.relative_to(MODULE).as_posix()
         for p in MODULE.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.name != "CMakeLists.txt"
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.name != "CMakeLists.txt"
         and not any(part.endswith(".egg-info") for part in p.parts)  # written by pip install -e
     }
     listed = _listed()

@@ -4,12 +4,12 @@ import os
 import time
 
 import pytest
-
 from model_fixtures import train_tiny_model
-from mrefibrosis.model.segmenter import Segmenter
+from orthanc_server import OrthancServer, have_orthanc
+
+from mrefibrosis.model.inference import Segmenter
 from mrefibrosis.pacs.jobs import DONE, IGNORED
 from mrefibrosis.pacs.worker import OrthancWorker, WorkerConfig
-from orthanc_server import OrthancServer, have_orthanc
 
 pytestmark = pytest.mark.skipif(not have_orthanc() and not os.environ.get("CI"), reason="Orthanc and dcmtk not installed")
 

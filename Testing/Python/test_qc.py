@@ -4,10 +4,10 @@ images (iron overload) makes the exam indeterminate, whatever ROI was drawn."""
 import numpy as np
 import pytest
 
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.measure import measure_roi
-from mrefibrosis.qc import FLAG_DARK_LIVER, QcSettings, liver_brightness
-from mrefibrosis.roi_io import read_roi
+from mrefibrosis.measure.qc import FLAG_DARK_LIVER, QcSettings, liver_brightness
+from mrefibrosis.measure.roi_stats import measure_roi
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import read_roi
 from mrefibrosis.synth.export import GE_SETTINGS, SIEMENS_SETTINGS, write_exam
 from mrefibrosis.synth.simulate import simulate_exam
 
@@ -51,3 +51,68 @@ def test_known_brightness_ratio(ge_exam):
     assert liver_brightness(exam, roi) == pytest.approx(0.4)
     exam.magnitude = None
     assert liver_brightness(exam, roi) is None
+
+
+def _square_exam(ge_exam, spacing_check=True):
+    """The fixture exam with every pixel valid and confident, so areas follow from pixel counts."""
+    exam = read_exam(ge_exam.path)
+    exam.valid[:] = True
+    exam.confidence_valid[:] = True
+    return exam
+
+
+def test_tiny_confident_liver_is_indeterminate_with_its_area(ge_exam):
+    from mrefibrosis.measure.qc import FLAG_SMALL_CONFIDENT_LIVER, confident_liver_cm2
+
+    exam = _square_exam(ge_exam)
+    px_cm2 = exam.geometry.pixel_area_mm2 / 100.0
+    liver = np.zeros(exam.valid.shape, bool)
+    liver[0, 10:20, 10:20] = True  # 100 px on one slice
+    exam.confidence_valid[0, 10:20, 10:15] = False  # half of it not confident
+    assert confident_liver_cm2(exam, liver) == pytest.approx(50 * px_cm2)
+    roi = np.zeros_like(liver)
+    roi[0, 12:18, 15:20] = True
+    m = measure_roi(exam, roi, "seed", liver=liver, qc=QcSettings(min_confident_liver_cm2=50 * px_cm2 + 0.01))
+    assert m.status == "indeterminate" and m.reason_flag == FLAG_SMALL_CONFIDENT_LIVER and m.mean_kpa is None
+    assert m.liver_confident_cm2 == pytest.approx(50 * px_cm2, abs=1e-3)
+    ok = measure_roi(exam, roi, "seed", liver=liver, qc=QcSettings(min_confident_liver_cm2=1.0, low_confident_liver_cm2=1.0))
+    assert ok.status == "ok" and FLAG_SMALL_CONFIDENT_LIVER not in ok.flags
+
+
+def test_edge_share_is_the_roi_share_near_the_liver_edge(ge_exam):
+    """A 40x40 px liver, an ROI over its whole width on 4 rows: the share within 1.5 px of the edge
+    is counted by hand and compared."""
+    from mrefibrosis.measure.qc import FLAG_LIVER_EDGE, edge_share
+
+    exam = _square_exam(ge_exam)
+    sp = exam.geometry.row_spacing_mm
+    liver = np.zeros(exam.valid.shape, bool)
+    liver[0, 10:50, 10:50] = True
+    roi = np.zeros_like(liver)
+    roi[0, 28:32, 10:50] = True  # 160 px; the leftmost and rightmost column touch the edge
+    # depth (distance to the nearest outside pixel) is 1 px on the border column, 2 px one further in
+    assert edge_share(exam, roi, liver, 1.5 * sp) == pytest.approx(8 / 160)
+    assert edge_share(exam, roi, liver, 2.5 * sp) == pytest.approx(16 / 160)
+    rim = np.zeros_like(liver)
+    rim[0, 10:50, 10:12] = True  # a strip along the edge only
+    m = measure_roi(exam, rim, "seed", liver=liver, qc=QcSettings(edge_mm=3 * sp, min_confident_liver_cm2=0, low_confident_liver_cm2=0))
+    assert m.status == "indeterminate" and m.reason_flag == FLAG_LIVER_EDGE and "edge" in m.reason
+
+
+def test_tta_disagreement_is_a_warning_not_a_failure(ge_exam):
+    from mrefibrosis.measure.qc import FLAG_TTA
+
+    exam = _square_exam(ge_exam)
+    roi = np.zeros(exam.valid.shape, bool)
+    roi[:, 20:40, 20:40] = True
+    m = measure_roi(exam, roi, "seed", tta_agreement=0.5)
+    assert m.status == "ok" and m.warnings == [FLAG_TTA] and m.status_text == f"ok with warnings: {FLAG_TTA}"
+    assert measure_roi(exam, roi, "seed", tta_agreement=0.9).warnings == []
+
+
+def test_no_wave_exam_is_indeterminate(tmp_path):
+    """Driver off: no confident liver anywhere, so the reader's ROI is empty and so is the engine's."""
+    exam, liver = _exam_and_liver(tmp_path, "driver_off", "ge")
+    roi = liver & exam.confidence_valid
+    m = measure_roi(exam, roi, "seed", liver=liver)
+    assert m.status == "indeterminate" and m.mean_kpa is None and m.reason

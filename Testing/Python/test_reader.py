@@ -3,14 +3,13 @@
 import numpy as np
 import pydicom
 import pytest
-
 from fixtures import make_siemens_exam
-from mrefibrosis import classify as roles
-from mrefibrosis.dicom_writer import StudyContext, axial_stack, write_ge_exam
+
 from mrefibrosis.errors import UnitError
-from mrefibrosis.exam_reader import ReadOptions, read_exam
-from mrefibrosis.series import scan_folder
-from mrefibrosis.exam_reader import classify_all
+from mrefibrosis.reading import classify as roles
+from mrefibrosis.reading.exam_loader import ReadOptions, classify_all, read_exam
+from mrefibrosis.reading.series import scan_folder
+from mrefibrosis.synth.vendor_dicom import StudyContext, axial_stack, write_ge_exam
 
 
 def test_ge_values_masks_and_geometry(ge_exam):
@@ -223,7 +222,7 @@ def _enhanced(path, frames, positions, description, window, manufacturer="SIEMEN
 
 def test_enhanced_multiframe_elastograms(tmp_path):
     """Siemens XA-style enhanced multi-frame files: geometry from functional groups, frames unordered."""
-    from mrefibrosis.hatch import draw_hatch
+    from mrefibrosis.reading.hatch import draw_hatch
 
     rng = np.random.default_rng(3)
     el = rng.integers(150, 500, size=(3, 40, 48)).astype(np.uint16)

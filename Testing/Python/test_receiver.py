@@ -7,11 +7,11 @@ import time
 
 import pydicom
 import pytest
-
 from model_fixtures import train_tiny_model
-from mrefibrosis.model.segmenter import Segmenter
-from mrefibrosis.pacs.receiver import Receiver, ReceiverConfig
 from orthanc_server import OrthancServer, free_port, have_orthanc
+
+from mrefibrosis.model.inference import Segmenter
+from mrefibrosis.pacs.receiver import Receiver, ReceiverConfig
 
 pytestmark = pytest.mark.skipif(not have_orthanc() and not os.environ.get("CI"), reason="Orthanc and dcmtk not installed")
 
@@ -24,8 +24,13 @@ def tiny(tmp_path_factory):
 @pytest.fixture()
 def setup(tmp_path, tiny):
     orthanc = OrthancServer(tmp_path / "orthanc").start()
-    cfg = ReceiverConfig(port=free_port(), allowed_calling_aes=["SCANNER"], quiet_seconds=1.0, spool_dir=str(tmp_path / "spool"),
-                         destination={"ae_title": "ORTHANC", "host": "127.0.0.1", "port": orthanc.dicom_port})
+    cfg = ReceiverConfig(
+        port=free_port(),
+        allowed_calling_aes=["SCANNER"],
+        quiet_seconds=1.0,
+        spool_dir=str(tmp_path / "spool"),
+        destination={"ae_title": "ORTHANC", "host": "127.0.0.1", "port": orthanc.dicom_port},
+    )
     receiver = Receiver(cfg, segmenter=Segmenter(tiny[0], device="cpu")).start()
     yield receiver, orthanc, tiny
     receiver.stop()
@@ -33,8 +38,9 @@ def setup(tmp_path, tiny):
 
 
 def _storescu(port, folder, aet="SCANNER"):
-    return subprocess.run(["storescu", "-aet", aet, "-aec", "MREFIBROSIS", "+sd", "+r", "127.0.0.1", str(port), str(folder)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["storescu", "-aet", aet, "-aec", "MREFIBROSIS", "+sd", "+r", "127.0.0.1", str(port), str(folder)], capture_output=True, text=True, timeout=120
+    )
 
 
 def _wait(receiver, n, timeout=60):

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import vtk
+from slicer_helpers import LPS_TO_RAS, read_segmentation, write_segmentation
 
 from mrefibrosis.errors import RoiError
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.roi_io import LIVER_SCT, read_roi, write_seg_nrrd
-from slicer_helpers import LPS_TO_RAS, read_segmentation, write_segmentation
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import LIVER_SCT, read_roi, write_seg_nrrd
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +83,25 @@ def test_dicom_seg_from_highdicom(tmp_path, ge_exam, exam):
     sources = sorted((pydicom.dcmread(f) for f in files), key=lambda d: float(d.ImagePositionPatient[2]))
     roi = _roi(exam.geometry.shape)
     desc = hd.seg.SegmentDescription(
-        segment_number=1, segment_label="Liver ROI",
+        segment_number=1,
+        segment_label="Liver ROI",
         segmented_property_category=hd.sr.CodedConcept("91723000", "SCT", "Anatomical Structure"),
         segmented_property_type=hd.sr.CodedConcept(LIVER_SCT, "SCT", "Liver"),
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
     )
     seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=roi.astype(np.uint8), segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[desc], series_instance_uid=hd.UID(), series_number=900, sop_instance_uid=hd.UID(),
-        instance_number=1, manufacturer="test", manufacturer_model_name="test", software_versions="1", device_serial_number="1",
+        source_images=sources,
+        pixel_array=roi.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[desc],
+        series_instance_uid=hd.UID(),
+        series_number=900,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
         omit_empty_frames=True,
     )
     path = tmp_path / "roi_seg.dcm"
@@ -117,7 +127,7 @@ def test_roi_elsewhere_is_refused(tmp_path, exam):
 def test_empty_segmentation_reads_as_no_roi(tmp_path, exam):
     """A reader who draws nothing (a technical failure) hands over an empty segmentation: it reads
     as an empty mask and the exam measures as indeterminate, not as an alignment error."""
-    from mrefibrosis.measure import measure_roi
+    from mrefibrosis.measure.roi_stats import measure_roi
 
     path = tmp_path / "empty.seg.nrrd"
     write_seg_nrrd(path, np.zeros(exam.geometry.shape, bool), exam.geometry)

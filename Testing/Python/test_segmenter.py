@@ -7,14 +7,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from model_fixtures import train_tiny_model
-from mrefibrosis.exam_reader import read_exam
+
 from mrefibrosis.model.architectures import UNET_CLASSIC, UNET_RESNEXT50, build_model
+from mrefibrosis.model.inference import DeviceError, Segmenter, drop_small_pieces, resolve_device
 from mrefibrosis.model.model_file import ModelFileError, ModelInfo, Preprocessing, read_model_file, save_model
 from mrefibrosis.model.preprocess import canonical_input, to_model_size, to_native_size
-from mrefibrosis.model.segmenter import DeviceError, Segmenter, drop_small_pieces, resolve_device
-from mrefibrosis.roi_io import read_roi
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import read_roi
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_cli_bad_model_and_device(tmp_path, tiny):
 
 
 def test_exam_without_valid_pixels_is_indeterminate(tmp_path, tiny):
-    from mrefibrosis.process import process_exam
+    from mrefibrosis.pipeline import process_exam
 
     exam = read_exam(tiny[1][0] / "dicom")
     exam.valid[:] = False

@@ -4,14 +4,13 @@ simulated exams of both vendor styles close to the reader's ROI."""
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mrefibrosis.evaluation.metrics import seg_scores
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.measure import measure_roi
-from mrefibrosis.model.segmenter import DEFAULT_MODEL, Segmenter
-from mrefibrosis.roi_io import read_roi
+from mrefibrosis.measure.roi_stats import measure_roi
+from mrefibrosis.model.inference import DEFAULT_MODEL, Segmenter
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import read_roi
 from mrefibrosis.synth.cohort import generate_cohort
 
 ROOT = Path(__file__).resolve().parents[2]

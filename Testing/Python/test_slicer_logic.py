@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 import slicer
+from model_fixtures import train_tiny_model
 
+from mrefibrosis.cli import main as cli_main
+from mrefibrosis.reading.exam_loader import read_exam
 from MREFibrosisLib import MREFibrosisLogic
 from MREFibrosisLib.exam_nodes import CONFIDENT, LPS_TO_RAS, _numpy_matrix
 from MREFibrosisLib.segment_nodes import find_roi_segment, segment_mask
 from MREFibrosisLib.table_nodes import table_value
-from model_fixtures import train_tiny_model
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,7 @@ def test_load_exam_creates_kpa_and_validity_volumes(scene, tiny):
     np.testing.assert_array_equal(v == CONFIDENT, exam.confidence_valid)
     np.testing.assert_array_equal(v > 0, exam.valid)
     import vtk
+
     m = vtk.vtkMatrix4x4()
     nodes.stiffness.GetIJKToRASMatrix(m)
     np.testing.assert_allclose(_numpy_matrix(m), LPS_TO_RAS @ exam.geometry.ijk_to_lps(), atol=1e-6)

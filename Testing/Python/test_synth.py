@@ -5,17 +5,16 @@ import json
 
 import numpy as np
 import pytest
+from validators import dciodvfy_errors
 
-from mrefibrosis import classify as roles
-from mrefibrosis.exam_reader import ReadOptions, read_exam
-from mrefibrosis.process import process_exam
-from mrefibrosis.series import scan_folder
-from mrefibrosis.exam_reader import classify_all
+from mrefibrosis.errors import MREFibrosisError
+from mrefibrosis.pipeline import process_exam
+from mrefibrosis.reading import classify as roles
+from mrefibrosis.reading.exam_loader import ReadOptions, classify_all, read_exam
+from mrefibrosis.reading.series import scan_folder
 from mrefibrosis.synth import anatomy as A
 from mrefibrosis.synth.cohort import generate_cohort, parse_stage_mix
 from mrefibrosis.synth.simulate import simulate_exam
-from mrefibrosis.errors import MREFibrosisError
-from validators import dciodvfy_errors
 
 
 def _liver_coverage(exam):
@@ -80,7 +79,11 @@ def test_reader_reads_every_synthetic_exam_back(cohort):
         scan = scan_folder(exam_dir / "dicom")
         classify_all(scan.series, ReadOptions())
         found = {s.role for s in scan.series}
-        expected = {roles.STIFFNESS, roles.CONFIDENCE, roles.RAW_MRE, roles.WAVE} if truth["vendor"] == "ge" else {roles.STIFFNESS, roles.MASKED_STIFFNESS, roles.MAGNITUDE, roles.PHASE}
+        expected = (
+            {roles.STIFFNESS, roles.CONFIDENCE, roles.RAW_MRE, roles.WAVE}
+            if truth["vendor"] == "ge"
+            else {roles.STIFFNESS, roles.MASKED_STIFFNESS, roles.MAGNITUDE, roles.PHASE}
+        )
         assert expected <= found
         # measuring the ground-truth ROI reproduces the reader's value of truth.json
         result = process_exam(exam, exam_dir / "roi.seg.nrrd")

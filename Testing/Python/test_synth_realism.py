@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrefibrosis.exam_reader import read_exam
-from mrefibrosis.roi_io import read_roi
+from mrefibrosis.reading.exam_loader import read_exam
+from mrefibrosis.results.roi_files import read_roi
 from mrefibrosis.synth import anatomy as A
 from mrefibrosis.synth.cohort import generate_cohort
 from mrefibrosis.synth.export import GE_SETTINGS

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mrefibrosis.cli import main
-from mrefibrosis.model.segmenter import Segmenter
+from mrefibrosis.model.inference import Segmenter
 from mrefibrosis.synth.cohort import generate_cohort
 from mrefibrosis.training.config import TrainConfig
 from mrefibrosis.training.manifest import ManifestError, manifest_from_synthetic, read_manifest
@@ -24,8 +24,9 @@ def manifest(tmp_path_factory):
 
 
 def tiny(**kw) -> TrainConfig:
-    base = dict(architecture="unet_classic", base_channels=8, input_size=64, epochs=3, batch_size=8, micro_batch=4,
-                max_steps_per_epoch=4, val_fraction=0.34, seed=5)
+    base = dict(
+        architecture="unet_classic", base_channels=8, input_size=64, epochs=3, batch_size=8, micro_batch=4, max_steps_per_epoch=4, val_fraction=0.34, seed=5
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -97,15 +98,18 @@ def test_split_is_by_patient_and_stratified(tmp_path):
     assert split == split_patients(rows, 0.25, seed=1)
 
 
-@pytest.mark.parametrize("text,match", [
-    ("exam\nx\n", "lacks column"),
-    ("exam,roi\nmissing_folder,\n", "does not exist"),
-    ("exam,roi,manual_kpa\nd,,3,5\n", None),
-    ("exam,roi,manual_kpa\nd,,abc\n", "not a number"),
-    ("exam,roi,manual_kpa\nd,,3500\n", "kPa, not Pa"),
-    ("exam,roi\nd,\nd,\n", "listed twice"),
-    ("exam,roi\n", "no exam rows"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("exam\nx\n", "lacks column"),
+        ("exam,roi\nmissing_folder,\n", "does not exist"),
+        ("exam,roi,manual_kpa\nd,,3,5\n", None),
+        ("exam,roi,manual_kpa\nd,,abc\n", "not a number"),
+        ("exam,roi,manual_kpa\nd,,3500\n", "kPa, not Pa"),
+        ("exam,roi\nd,\nd,\n", "listed twice"),
+        ("exam,roi\n", "no exam rows"),
+    ],
+)
 def test_manifest_errors_are_one_line(tmp_path, text, match):
     (tmp_path / "d").mkdir()
     (tmp_path / "m.csv").write_text(text)
@@ -127,8 +131,32 @@ def test_cli_train_reports_bad_input_in_one_line(tmp_path, capsys):
 
 def test_cli_train_writes_a_run(manifest, tmp_path):
     out = tmp_path / "cli_run"
-    assert main(["train", str(manifest), "--out", str(out), "--architecture", "unet_classic", "--base-channels", "8", "--input-size", "64",
-                 "--epochs", "1", "--batch-size", "8", "--max-steps-per-epoch", "2", "--no-progress", "--val-fraction", "0.34"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(manifest),
+                "--out",
+                str(out),
+                "--architecture",
+                "unet_classic",
+                "--base-channels",
+                "8",
+                "--input-size",
+                "64",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--max-steps-per-epoch",
+                "2",
+                "--no-progress",
+                "--val-fraction",
+                "0.34",
+            ]
+        )
+        == 0
+    )
     assert {p.name for p in out.iterdir()} >= {"model.mrefmodel", "checkpoint.pt", "split.csv", "history.csv", "config.json"}
     assert json.loads((out / "config.json").read_text())["weight_decay"] == pytest.approx(4.457e-6)
 
@@ -166,7 +194,7 @@ def test_init_from_a_model_file_takes_matching_tensors(tmp_path):
 def test_magnitude_as_second_input_with_and_without_magnitude_images(manifest, tmp_path):
     """--inputs elastogram+magnitude: the model file records both channels, and the segmenter runs
     on exams with magnitude images and on the same exam without them (a zero channel, as trained)."""
-    from mrefibrosis.exam_reader import read_exam
+    from mrefibrosis.reading.exam_loader import read_exam
 
     rows = read_manifest(manifest)
     result = train(tiny(epochs=1, inputs="elastogram+magnitude"), rows, tmp_path / "run", progress=False)
@@ -188,8 +216,7 @@ def test_magnitude_dropout_renders_an_exam_without_magnitude():
     from mrefibrosis.training.slices import ExamSlices
 
     image = np.random.default_rng(0).random((1, 2, 16, 16)).astype(np.float32)
-    ex = ExamSlices(row=None, image=image, low_confidence=None, target=np.zeros((1, 16, 16), bool),
-                    allowed=np.ones((1, 16, 16), bool), pixel_area_mm2=1.0)
+    ex = ExamSlices(row=None, image=image, low_confidence=None, target=np.zeros((1, 16, 16), bool), allowed=np.ones((1, 16, 16), bool), pixel_area_mm2=1.0)
     pre = Preprocessing(input_size=32, channels=("elastogram", "magnitude"))
     rng = np.random.default_rng(1)
     assert not render_slice(ex, 0, pre, rng, AugmentConfig(magnitude_dropout=1.0))[1].any()
@@ -201,7 +228,7 @@ def test_magnitude_dropout_renders_an_exam_without_magnitude():
 def test_liver_output_is_trained_and_bounds_the_roi(manifest, tmp_path):
     """--outputs roi+liver: the model file says so, validation reports the liver Dice, and the
     segmenter returns a liver and an ROI that lies inside it."""
-    from mrefibrosis.exam_reader import read_exam
+    from mrefibrosis.reading.exam_loader import read_exam
 
     rows = read_manifest(manifest)
     assert all(r.liver_path is not None and r.liver_path.name == "liver.seg.nrrd" for r in rows)

@@ -18,8 +18,9 @@ def rows(tmp_path_factory):
 
 
 def test_two_trials_then_resume(rows, tmp_path):
-    base = TrainConfig(architecture="unet_classic", base_channels=4, input_size=32, epochs=2, batch_size=4, micro_batch=4,
-                       max_steps_per_epoch=2, val_fraction=0.5, seed=3)
+    base = TrainConfig(
+        architecture="unet_classic", base_channels=4, input_size=32, epochs=2, batch_size=4, micro_batch=4, max_steps_per_epoch=2, val_fraction=0.5, seed=3
+    )
     best = tune(base, rows, tmp_path, n_trials=2, progress=False)
     assert best["completed_trials"] + best["pruned_trials"] == 2
     assert SEARCH_SPACE["lr"][0] <= best["params"]["lr"] <= SEARCH_SPACE["lr"][1]

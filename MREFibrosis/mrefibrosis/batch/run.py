@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import MREFibrosisError
 from ..model.model_file import MAGIC
-from ..outputs import atomic_write_text
+from ..results.staged_files import atomic_write_text
 from .scorer import COLUMNS, ExamScorer, folder_key, read_done
 
 log = logging.getLogger("mrefibrosis.batch")
@@ -35,7 +35,7 @@ def list_exam_folders(input_path: str | Path) -> list[Path]:
 
 
 def model_version_of(model: str | None) -> str:
-    from ..model.segmenter import default_model_path
+    from ..model.inference import default_model_path
 
     path = Path(model) if model else default_model_path()
     try:
@@ -59,13 +59,27 @@ def write_table(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
     csv_path, parquet_path = out_dir / "batch_results.csv", out_dir / "batch_results.parquet"
     atomic_write_text(csv_path, buf.getvalue())
     tmp = out_dir / ".batch_results.parquet.partial"
-    pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema([(c, pa.float64() if c in ("mean_kpa", "median_kpa", "roi_area_cm2", "seconds") else pa.string()) for c in COLUMNS])), tmp)
+    pq.write_table(
+        pa.Table.from_pylist(
+            rows, schema=pa.schema([(c, pa.float64() if c in ("mean_kpa", "median_kpa", "roi_area_cm2", "seconds") else pa.string()) for c in COLUMNS])
+        ),
+        tmp,
+    )
     tmp.replace(parquet_path)
     return csv_path, parquet_path
 
 
-def run_batch(input_path, out_dir, address: str | None = None, workers: int = 2, gpus_per_worker: float = 0.0, model: str | None = None,
-              device: str = "auto", preset: str = "seed", read_options: dict | None = None) -> dict:
+def run_batch(
+    input_path,
+    out_dir,
+    address: str | None = None,
+    workers: int = 2,
+    gpus_per_worker: float = 0.0,
+    model: str | None = None,
+    device: str = "auto",
+    preset: str = "seed",
+    read_options: dict | None = None,
+) -> dict:
     try:
         import ray
     except ImportError:
@@ -85,9 +99,13 @@ def run_batch(input_path, out_dir, address: str | None = None, workers: int = 2,
         ds = ray.data.from_items([{"folder": f, "key": k} for f, k in todo], override_num_blocks=len(todo))
         scored = ds.map_batches(
             ExamScorer,
-            fn_constructor_kwargs=dict(out_dir=str(out_dir.resolve()), model=model, device=device, preset=preset,
-                                       read_options=read_options or {}, model_version=version),
-            batch_size=1, concurrency=workers, num_cpus=1, num_gpus=gpus_per_worker or None,
+            fn_constructor_kwargs=dict(
+                out_dir=str(out_dir.resolve()), model=model, device=device, preset=preset, read_options=read_options or {}, model_version=version
+            ),
+            batch_size=1,
+            concurrency=workers,
+            num_cpus=1,
+            num_gpus=gpus_per_worker or None,
         )
         for row in scored.iter_rows():
             for r in json.loads(row["rows_json"]):
@@ -99,5 +117,13 @@ def run_batch(input_path, out_dir, address: str | None = None, workers: int = 2,
     for k in keys:
         rows.extend(read_done(out_dir, k, version) or [])
     csv_path, parquet_path = write_table(rows, out_dir)
-    return {"folders": len(folders), "scored": len(todo), "skipped": len(folders) - len(todo), "failed": sum(r["status"] == "failed" for r in rows),
-            "seconds": round(time.perf_counter() - t0, 2), "csv": str(csv_path), "parquet": str(parquet_path), "model_version": version}
+    return {
+        "folders": len(folders),
+        "scored": len(todo),
+        "skipped": len(folders) - len(todo),
+        "failed": sum(r["status"] == "failed" for r in rows),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "csv": str(csv_path),
+        "parquet": str(parquet_path),
+        "model_version": version,
+    }

@@ -14,11 +14,26 @@ import time
 from pathlib import Path
 
 from ..errors import MREFibrosisError
-from ..exam_reader import ReadOptions
-from ..outputs import atomic_write_text
+from ..reading.exam_loader import ReadOptions
+from ..results.staged_files import atomic_write_text
 
-COLUMNS = ["input_key", "exam_key", "folder", "status", "mean_kpa", "median_kpa", "roi_area_cm2", "stage", "preset", "flags",
-           "error", "model_version", "seconds", "node"]
+COLUMNS = [
+    "input_key",
+    "exam_key",
+    "folder",
+    "status",
+    "status_detail",
+    "mean_kpa",
+    "median_kpa",
+    "roi_area_cm2",
+    "stage",
+    "preset",
+    "flags",
+    "error",
+    "model_version",
+    "seconds",
+    "node",
+]
 CRASH_HOOK = "MREFIBROSIS_TEST_CRASH_ONCE"  # test fault injection: a flag file path; the first exam scored dies once
 
 
@@ -40,7 +55,7 @@ def read_done(out_dir: Path, key: str, model_version: str) -> list[dict] | None:
 
 
 def score_folder(folder: str, key: str, out_dir: Path, segmenter, preset: str, options: ReadOptions, model_version: str, node: str = "") -> list[dict]:
-    from ..process import process_many
+    from ..pipeline import process_many
 
     crash = os.environ.get(CRASH_HOOK)
     if crash and not Path(crash).exists():
@@ -55,13 +70,15 @@ def score_folder(folder: str, key: str, out_dir: Path, segmenter, preset: str, o
             if outcome.error:
                 rows.append(dict(row, status="failed", error=outcome.error))
                 continue
-            m = outcome.result.measurement
-            rows.append(dict(row, status=m.status, mean_kpa=m.mean_kpa, median_kpa=m.median_kpa, roi_area_cm2=round(m.pooled.area_cm2, 4),
-                             stage=m.stage, flags=";".join(m.flags), error=None))
+            rows.append(dict(row, **outcome.result.batch_fields(), error=None))
     except MREFibrosisError as exc:
         rows = [dict(base, exam_key=None, status="failed", error=str(exc), seconds=round(time.perf_counter() - t0, 3))]
     except Exception as exc:  # a broken exam never stops the run
-        rows = [dict(base, exam_key=None, status="failed", error=f"internal error {type(exc).__name__}: {str(exc)[:200]}", seconds=round(time.perf_counter() - t0, 3))]
+        rows = [
+            dict(
+                base, exam_key=None, status="failed", error=f"internal error {type(exc).__name__}: {str(exc)[:200]}", seconds=round(time.perf_counter() - t0, 3)
+            )
+        ]
     rows = [{c: r.get(c) for c in COLUMNS} for r in rows]
     marker = done_marker(out_dir, key)
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +90,7 @@ class ExamScorer:
     """Ray Data callable class: loads the model once per worker, scores one folder per row."""
 
     def __init__(self, out_dir: str, model: str | None, device: str, preset: str, read_options: dict, model_version: str):
-        from ..model.segmenter import Segmenter
+        from ..model.inference import Segmenter
 
         self.out_dir = Path(out_dir)
         self.segmenter = Segmenter(model, device=device)

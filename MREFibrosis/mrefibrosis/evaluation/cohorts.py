@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..staging import Preset, at_least_f2
+from ..measure.fibrosis_stages import Preset, at_least_f2
 from ..training.manifest import ManifestRow
 from . import metrics as M
 

@@ -53,11 +53,9 @@ def pearson(x, y, confidence: float = 0.95) -> Correlation | None:
     n = len(x)
     if n < 4 or np.std(x) == 0 or np.std(y) == 0:
         return None
-    r, p = stats.pearsonr(x, y)
-    r = float(np.clip(r, -1.0, 1.0))
-    z, se = math.atanh(min(r, 0.9999999999)), 1.0 / math.sqrt(n - 3)
-    q = stats.norm.ppf(0.5 + confidence / 2)
-    return Correlation(n, r, math.tanh(z - q * se), math.tanh(z + q * se), float(p))
+    res = stats.pearsonr(x, y)
+    ci = res.confidence_interval(confidence_level=confidence)  # Fisher z, as in the paper's statistics
+    return Correlation(n, float(np.clip(res.statistic, -1.0, 1.0)), float(ci.low), float(ci.high), float(res.pvalue))
 
 
 @dataclass
@@ -120,8 +118,16 @@ def bland_altman(auto, manual) -> BlandAltman | None:
     d = a - m
     pct = 100.0 * d / ((a + m) / 2)
     sd, sdp = float(np.std(d, ddof=1)), float(np.std(pct, ddof=1))
-    return BlandAltman(len(a), float(d.mean()), sd, float(d.mean() - 1.96 * sd), float(d.mean() + 1.96 * sd),
-                       float(pct.mean()), float(pct.mean() - 1.96 * sdp), float(pct.mean() + 1.96 * sdp))
+    return BlandAltman(
+        len(a),
+        float(d.mean()),
+        sd,
+        float(d.mean() - 1.96 * sd),
+        float(d.mean() + 1.96 * sd),
+        float(pct.mean()),
+        float(pct.mean() - 1.96 * sdp),
+        float(pct.mean() + 1.96 * sdp),
+    )
 
 
 def mean_absolute_percent_error(auto, manual) -> float | None:

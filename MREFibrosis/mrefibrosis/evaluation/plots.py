@@ -48,8 +48,11 @@ def plot_bland_altman(path: Path, auto, manual, ba: dict | None) -> None:
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     ax.scatter(mean, diff, s=14, alpha=0.7, color="#2b6cb0", edgecolors="none")
     if ba:
-        for y, label, style in ((ba["bias"], f"bias {ba['bias']:+.3f}", "-"), (ba["loa_low"], f"-1.96 SD {ba['loa_low']:+.3f}", "--"),
-                                (ba["loa_high"], f"+1.96 SD {ba['loa_high']:+.3f}", "--")):
+        for y, label, style in (
+            (ba["bias"], f"bias {ba['bias']:+.3f}", "-"),
+            (ba["loa_low"], f"-1.96 SD {ba['loa_low']:+.3f}", "--"),
+            (ba["loa_high"], f"+1.96 SD {ba['loa_high']:+.3f}", "--"),
+        ):
             ax.axhline(y, color="#c53030", ls=style, lw=1)
             ax.text(float(np.max(mean)), y, f" {label}", va="bottom", ha="right", fontsize=8)
     ax.axhline(0, color="0.6", lw=0.8)

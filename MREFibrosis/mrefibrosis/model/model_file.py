@@ -66,7 +66,7 @@ class ModelInfo:
         return d
 
     @staticmethod
-    def from_dict(d: dict) -> "ModelInfo":
+    def from_dict(d: dict) -> ModelInfo:
         pre = dict(d["preprocessing"])
         pre["window_kpa"] = tuple(pre["window_kpa"])
         pre["channels"] = tuple(pre["channels"])
@@ -133,7 +133,9 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelInfo, dict, str]:
         raise ModelFileError(f"{path.name}: unreadable model payload ({type(exc).__name__}); copy the file again.") from None
     pre = info.preprocessing
     if pre.kind not in SUPPORTED_PREPROCESSING or not set(pre.channels) <= SUPPORTED_CHANNELS or pre.input_size % 32:
-        raise ModelFileError(f"{path.name}: preprocessing {pre.kind}/{list(pre.channels)}/{pre.input_size} does not match this software; use a model made for MREFibrosis {__version__}.")
+        raise ModelFileError(
+            f"{path.name}: preprocessing {pre.kind}/{list(pre.channels)}/{pre.input_size} does not match this software; use a model made for MREFibrosis {__version__}."
+        )
     if info.outputs not in SUPPORTED_OUTPUTS:
         raise ModelFileError(f"{path.name}: outputs {list(info.outputs)} are not known to this software; use a model made for MREFibrosis {__version__}.")
     return info, state, digest

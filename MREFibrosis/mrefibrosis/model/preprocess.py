@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..exam import Exam
-from ..hatch import draw_hatch
+from ..reading.exam import Exam
+from ..reading.hatch import draw_hatch
 from .model_file import Preprocessing
 
 

@@ -1,1 +1,12 @@
-"""Automatic processing when an MRE exam reaches the PACS (Orthanc worker)."""
+"""Automatic processing when an MRE exam reaches the PACS (Orthanc worker, DICOM receiver)."""
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "OrthancWorker": "worker",
+    "WorkerConfig": "worker",
+    "Receiver": "receiver",
+    "ReceiverConfig": "receiver",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

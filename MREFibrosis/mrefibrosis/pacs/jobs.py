@@ -44,11 +44,11 @@ class JobStore:
             self.db.execute("BEGIN")
             before = self.db.total_changes
             for s in studies:
-                self.db.execute(
-                    "INSERT OR IGNORE INTO jobs (study, model_version, state, updated) VALUES (?, ?, ?, ?)", (s, model_version, PENDING, now)
-                )
+                self.db.execute("INSERT OR IGNORE INTO jobs (study, model_version, state, updated) VALUES (?, ?, ?, ?)", (s, model_version, PENDING, now))
             added = self.db.total_changes - before
-            self.db.execute("INSERT INTO cursor (id, last_change) VALUES (0, ?) ON CONFLICT(id) DO UPDATE SET last_change = excluded.last_change", (last_change,))
+            self.db.execute(
+                "INSERT INTO cursor (id, last_change) VALUES (0, ?) ON CONFLICT(id) DO UPDATE SET last_change = excluded.last_change", (last_change,)
+            )
             self.db.execute("COMMIT")
         return added
 
@@ -61,7 +61,10 @@ class JobStore:
         return [Job(*r) for r in rows]
 
     def finish(self, job: Job, state: str, detail: str = "") -> None:
-        self.db.execute("UPDATE jobs SET state = ?, detail = ?, updated = ? WHERE study = ? AND model_version = ?", (state, detail[:500], time.time(), job.study, job.model_version))
+        self.db.execute(
+            "UPDATE jobs SET state = ?, detail = ?, updated = ? WHERE study = ? AND model_version = ?",
+            (state, detail[:500], time.time(), job.study, job.model_version),
+        )
 
     def retry_later(self, job: Job, detail: str, max_backoff: float = 300.0) -> float:
         delay = min(max_backoff, 2.0 ** min(job.attempts, 16))

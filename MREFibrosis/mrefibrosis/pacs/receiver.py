@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ExamNotFoundError, MREFibrosisError
-from ..exam_reader import ReadOptions
+from ..reading.exam_loader import ReadOptions
 from .config import load_config
 
 log = logging.getLogger("mrefibrosis.receiver")
@@ -45,7 +45,7 @@ class ReceiverConfig:
     read_options: dict = field(default_factory=dict)
 
     @staticmethod
-    def load(path) -> "ReceiverConfig":
+    def load(path) -> ReceiverConfig:
         return load_config(ReceiverConfig, path, "receiver")
 
 
@@ -61,7 +61,7 @@ class Receiver:
         self.spool = Path(config.spool_dir)
         self.spool.mkdir(parents=True, exist_ok=True)
         if segmenter is None:
-            from ..model.segmenter import Segmenter
+            from ..model.inference import Segmenter
 
             segmenter = Segmenter(config.model, device=config.device)
         self.segmenter = segmenter
@@ -98,7 +98,7 @@ class Receiver:
             self._last_seen[key] = time.time()
         return 0x0000
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         from pynetdicom import AE, evt
         from pynetdicom.sop_class import Verification
 
@@ -108,9 +108,7 @@ class Receiver:
             ae.add_supported_context(uid)
         ae.add_supported_context(Verification)
         ae.maximum_pdu_size = 0
-        self._server = ae.start_server(
-            (self.config.bind_address, self.config.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
-        )
+        self._server = ae.start_server((self.config.bind_address, self.config.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
         self._thread = threading.Thread(target=self._loop, name="mrefibrosis-receiver", daemon=True)
         self._thread.start()
         log.info("receiving as %s on %s:%d", self.config.ae_title, self.config.bind_address, self.config.port)
@@ -135,7 +133,7 @@ class Receiver:
                 self.processed.append((key, self._process(key)))
 
     def _process(self, key: str) -> str:
-        from ..process import process_many
+        from ..pipeline import process_many
 
         folder = self.spool / key
         out = self.spool / f"{key}.out"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
-from ..exam_reader import ReadOptions
+from ..reading.exam_loader import ReadOptions
 from .config import load_config
 from .jobs import DONE, FAILED, IGNORED, Job, JobStore
 from .orthanc_client import OrthancClient, PacsUnavailable
@@ -44,7 +44,7 @@ class WorkerConfig:
     read_options: dict = field(default_factory=dict)
 
     @staticmethod
-    def load(path) -> "WorkerConfig":
+    def load(path) -> WorkerConfig:
         return load_config(WorkerConfig, path, "worker")
 
 
@@ -54,7 +54,7 @@ class OrthancWorker:
         self.client = OrthancClient(config.orthanc_url, config.orthanc_username, config.orthanc_password)
         self.jobs = JobStore(config.jobs_db)
         if segmenter is None:
-            from ..model.segmenter import Segmenter
+            from ..model.inference import Segmenter
 
             segmenter = Segmenter(config.model, device=config.device)
         self.segmenter = segmenter
@@ -110,7 +110,7 @@ class OrthancWorker:
         return DONE
 
     def _process(self, job: Job, work: Path) -> dict:
-        from ..process import process_many
+        from ..pipeline import process_many
 
         timings = {}
         t = time.perf_counter()

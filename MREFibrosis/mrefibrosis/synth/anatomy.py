@@ -48,7 +48,10 @@ def random_patient(rng: np.random.Generator, ascites: bool = False) -> Patient:
         has_gallbladder=bool(rng.random() < 0.55),
         ascites_mm=float(rng.uniform(8, 16)) if ascites else 0.0,
         harmonics={k: harm() for k in ("body", "inner", "liver", "lobe", "spleen", "stomach", "kidney", "gb")},
-        vessels=[(float(rng.uniform(-2.6, 0.4)), float(rng.uniform(0.45, 0.9)), float(rng.uniform(3, 8)), float(rng.normal(0, 0.4))) for _ in range(int(rng.integers(4, 8)))],
+        vessels=[
+            (float(rng.uniform(-2.6, 0.4)), float(rng.uniform(0.45, 0.9)), float(rng.uniform(3, 8)), float(rng.normal(0, 0.4)))
+            for _ in range(int(rng.integers(4, 8)))
+        ],
         kidney_level=float(rng.uniform(0.35, 0.6)),
     )
 

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MREFibrosisError
-from ..outputs import atomic_write_text
+from ..results.staged_files import atomic_write_text
 from .export import GE_SETTINGS, SIEMENS_SETTINGS, make_exam, vendor_arrays
 from .preview import save_png, sheet
 from .reader import reader_roi
 from .simulate import STAGE_MEAN_KPA, simulate_exam
-
 
 _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -90,6 +89,5 @@ def preview_png(path: Path, seed: int, vendor: str) -> None:
         third, rng3, name = exam.confidence, (0.5, 1.0), "confidence 0.5-1"
     else:
         third, rng3, name = arrays["masked_10pa"] / 100.0, (0, 8), "conf-masked 0-8 kPa"
-    img, titles = sheet(exam.magnitude.mean(axis=1), arrays["stored_kpa"], third, rng3, roi,
-                        ["magnitude", "elastogram 0-8 kPa", name, "reader ROI"])
+    img, titles = sheet(exam.magnitude.mean(axis=1), arrays["stored_kpa"], third, rng3, roi, ["magnitude", "elastogram 0-8 kPa", name, "reader ROI"])
     save_png(path, img, titles)

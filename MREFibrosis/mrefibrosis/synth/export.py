@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..exam_reader import INVALID_STORED
-from ..dicom_writer import StudyContext, axial_stack, write_ge_exam, write_siemens_exam
-from ..geometry import build_geometry
-from ..hatch import draw_hatch
-from ..render import colour_elastogram
-from ..roi_io import write_seg_nrrd
-from ..staging import load_presets
+from ..measure.fibrosis_stages import load_presets
+from ..reading.exam_loader import INVALID_STORED
+from ..reading.geometry import build_geometry
+from ..reading.hatch import draw_hatch
+from ..results.colour_map import colour_elastogram
+from ..results.roi_files import write_seg_nrrd
 from .reader import reader_decision, reader_roi
 from .simulate import SynthExam, SynthSettings, simulate_exam
+from .vendor_dicom import StudyContext, axial_stack, write_ge_exam, write_siemens_exam
 
 SIEMENS_WHITE = 800  # display maximum at window 400/800
 GE_SETTINGS = SynthSettings(rows=256, cols=256, spacing_mm=1.5625, thickness_mm=10.0, step_mm=11.0)
@@ -86,19 +86,35 @@ def write_exam(out_dir: str | os.PathLike, exam: SynthExam, vendor: str, key: st
     n = exam.labels.shape[0]
     stack = axial_stack(n, st.rows, st.cols, st.spacing_mm, st.thickness_mm, st.step_mm - st.thickness_mm, z0=float(rng.uniform(-40, 40)))
     sex = "F" if rng.random() < 0.5 else "M"
-    ctx = StudyContext(key=key, manufacturer="GE MEDICAL SYSTEMS" if vendor == "ge" else "SIEMENS",
-                       model="OPTIMA MR360" if vendor == "ge" else "MAGNETOM Aera", patient_id=f"SYN-{key}"[:64],
-                       patient_name=f"SYNTHETIC^{key}"[:64], sex=sex, age=f"{int(rng.integers(25, 80)):03d}Y")
+    ctx = StudyContext(
+        key=key,
+        manufacturer="GE MEDICAL SYSTEMS" if vendor == "ge" else "SIEMENS",
+        model="OPTIMA MR360" if vendor == "ge" else "MAGNETOM Aera",
+        patient_id=f"SYN-{key}"[:64],
+        patient_name=f"SYNTHETIC^{key}"[:64],
+        sex=sex,
+        age=f"{int(rng.integers(25, 80)):03d}Y",
+    )
     mag = np.clip(exam.magnitude * 1000, 0, 32000)
     if vendor == "ge":
-        write_ge_exam(tmp / "dicom", ctx, stack, arrays["stiffness_pa"], arrays["confidence_x1000"], magnitude=mag.astype(np.int16),
-                      phase_mrad=np.rint(np.clip(exam.phase_rad, -32, 32) * 1000).astype(np.int16), wave=np.rint(exam.wave * 1000).astype(np.int16),
-                      frequency_hz=int(st.frequency_hz), offsets=st.offsets)
+        write_ge_exam(
+            tmp / "dicom",
+            ctx,
+            stack,
+            arrays["stiffness_pa"],
+            arrays["confidence_x1000"],
+            magnitude=mag.astype(np.int16),
+            phase_mrad=np.rint(np.clip(exam.phase_rad, -32, 32) * 1000).astype(np.int16),
+            wave=np.rint(exam.wave * 1000).astype(np.int16),
+            frequency_hz=int(st.frequency_hz),
+            offsets=st.offsets,
+        )
     else:
         wrapped = np.angle(np.exp(1j * exam.phase_rad))  # Siemens stores wrapped 12-bit phase
         phase12 = np.rint((wrapped + np.pi) / (2 * np.pi) * 4095).astype(np.uint16)
-        write_siemens_exam(tmp / "dicom", ctx, stack, arrays["elastogram_10pa"], arrays["masked_10pa"], magnitude=mag.astype(np.uint16),
-                           phase=phase12, color=arrays["colour"])
+        write_siemens_exam(
+            tmp / "dicom", ctx, stack, arrays["elastogram_10pa"], arrays["masked_10pa"], magnitude=mag.astype(np.uint16), phase=phase12, color=arrays["colour"]
+        )
     roi = reader_roi(exam, valid=arrays["valid"])
     area = float(roi.sum() * st.spacing_mm**2 / 100.0)
     indeterminate, reason = reader_decision(exam, roi)

@@ -67,8 +67,7 @@ def _directional(spectrum: np.ndarray, directional: np.ndarray, k2: np.ndarray) 
     return np.fft.ifft2(part), np.fft.ifft2(-k2 * part)
 
 
-def invert(u: np.ndarray, spacing_m: float, frequency_hz: float = 60.0,
-           settings: InversionSettings = InversionSettings()) -> tuple[np.ndarray, np.ndarray]:
+def invert(u: np.ndarray, spacing_m: float, frequency_hz: float = 60.0, settings: InversionSettings = InversionSettings()) -> tuple[np.ndarray, np.ndarray]:
     """(|G*| in Pa, confidence 0-1) of one slice from its complex wave field (radians)."""
     s = settings
     pad = 32  # zero padding so that the FFT filters do not wrap around the frame

@@ -13,8 +13,15 @@ def _gray(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.repeat((g * 255).astype(np.uint8)[..., None], 3, axis=-1)
 
 
-def sheet(magnitude: np.ndarray, elastogram_kpa: np.ndarray, third: np.ndarray, third_range: tuple[float, float],
-          roi: np.ndarray, titles: list[str], max_slices: int = 4) -> np.ndarray:
+def sheet(
+    magnitude: np.ndarray,
+    elastogram_kpa: np.ndarray,
+    third: np.ndarray,
+    third_range: tuple[float, float],
+    roi: np.ndarray,
+    titles: list[str],
+    max_slices: int = 4,
+) -> np.ndarray:
     """RGB array: one row per slice, columns magnitude | elastogram 0-8 kPa | third | ROI on elastogram."""
     rows = []
     for k in range(min(max_slices, elastogram_kpa.shape[0])):

@@ -3,16 +3,12 @@ report `indeterminate` instead of a number (domain doc sections 2 and 6)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from scipy import ndimage
 
-from ..measure import MIN_AREA_CM2
+from ..measure.roi_stats import MIN_AREA_CM2
 from . import anatomy as A
-
-if TYPE_CHECKING:
-    from .simulate import SynthExam
+from .synth_exam import SynthExam
 
 READER_EDGE_MM = 10.0
 READER_VESSEL_MM = 5.0

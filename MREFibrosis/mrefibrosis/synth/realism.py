@@ -16,9 +16,18 @@ from scipy import ndimage
 
 # The real GE MR-Touch exam (domain doc section 5).
 REAL_GE = {
-    "p5": 1.29, "p25": 1.83, "p50": 2.26, "p75": 2.83, "p95": 4.15,
-    "corr_len_mm": 15.6, "grad_kpa_per_mm": 0.066, "valid_share": 0.12, "valid_left_share": 0.83,
-    "valid_pieces_per_slice": 3.5, "valid_piece_cm2": 5.5, "liver_mag_over_body_p95": 0.68,
+    "p5": 1.29,
+    "p25": 1.83,
+    "p50": 2.26,
+    "p75": 2.83,
+    "p95": 4.15,
+    "corr_len_mm": 15.6,
+    "grad_kpa_per_mm": 0.066,
+    "valid_share": 0.12,
+    "valid_left_share": 0.83,
+    "valid_pieces_per_slice": 3.5,
+    "valid_piece_cm2": 5.5,
+    "liver_mag_over_body_p95": 0.68,
 }
 
 
@@ -28,11 +37,18 @@ def _relative(name: str, tolerance: float) -> tuple[float, float]:
 
 # Bounds on the median over exams that a realistic GE-style cohort must meet (issue #12).
 BOUNDS = {
-    "p5": _relative("p5", 0.25), "p25": _relative("p25", 0.25), "p50": _relative("p50", 0.20),
-    "p75": _relative("p75", 0.25), "p95": _relative("p95", 0.25),
-    "corr_len_mm": _relative("corr_len_mm", 0.30), "grad_kpa_per_mm": _relative("grad_kpa_per_mm", 0.35),
-    "valid_share": (0.05, 0.20), "valid_left_share": (0.65, 0.95), "valid_pieces_per_slice": (2.0, 8.0),
-    "valid_piece_cm2": _relative("valid_piece_cm2", 0.60), "liver_mag_over_body_p95": _relative("liver_mag_over_body_p95", 0.25),
+    "p5": _relative("p5", 0.25),
+    "p25": _relative("p25", 0.25),
+    "p50": _relative("p50", 0.20),
+    "p75": _relative("p75", 0.25),
+    "p95": _relative("p95", 0.25),
+    "corr_len_mm": _relative("corr_len_mm", 0.30),
+    "grad_kpa_per_mm": _relative("grad_kpa_per_mm", 0.35),
+    "valid_share": (0.05, 0.20),
+    "valid_left_share": (0.65, 0.95),
+    "valid_pieces_per_slice": (2.0, 8.0),
+    "valid_piece_cm2": _relative("valid_piece_cm2", 0.60),
+    "liver_mag_over_body_p95": _relative("liver_mag_over_body_p95", 0.25),
 }
 LABEL_ROWS = 20  # bottom rows that may hold a burnt-in text label on GE stiffness images
 MIN_PIECE_CM2 = 1.0
@@ -64,8 +80,9 @@ class SliceFigures:
     mag_ratio: float | None
 
 
-def slice_figures(kpa: np.ndarray, body: np.ndarray, confident: np.ndarray, spacing_mm: float,
-                  magnitude: np.ndarray | None = None, roi: np.ndarray | None = None) -> SliceFigures:
+def slice_figures(
+    kpa: np.ndarray, body: np.ndarray, confident: np.ndarray, spacing_mm: float, magnitude: np.ndarray | None = None, roi: np.ndarray | None = None
+) -> SliceFigures:
     """Figures of one slice. `body` = pixels where the scanner reports stiffness."""
     body = body.copy()
     body[-LABEL_ROWS:, :] = False
@@ -82,25 +99,36 @@ def slice_figures(kpa: np.ndarray, body: np.ndarray, confident: np.ndarray, spac
     if magnitude is not None and roi is not None and roi.any() and body.any():
         ratio = float(np.median(magnitude[roi]) / np.percentile(magnitude[body], 95))
     return SliceFigures(
-        body_kpa=kpa[body], corr_len_mm=correlation_length_px(kpa, body) * spacing_mm,
+        body_kpa=kpa[body],
+        corr_len_mm=correlation_length_px(kpa, body) * spacing_mm,
         grad_kpa_per_mm=float(np.nanmedian(grad)) / spacing_mm if grad.size else float("nan"),
-        valid_share=float(ok.sum() / max(body.sum(), 1)), valid_left_share=float(ok[:, :middle].sum() / max(ok.sum(), 1)),
-        pieces=len(big), piece_cm2=big, mag_ratio=ratio,
+        valid_share=float(ok.sum() / max(body.sum(), 1)),
+        valid_left_share=float(ok[:, :middle].sum() / max(ok.sum(), 1)),
+        pieces=len(big),
+        piece_cm2=big,
+        mag_ratio=ratio,
     )
 
 
-def exam_figures(kpa: np.ndarray, body: np.ndarray, confident: np.ndarray, spacing_mm: float,
-                 magnitude: np.ndarray | None = None, roi: np.ndarray | None = None) -> dict:
+def exam_figures(
+    kpa: np.ndarray, body: np.ndarray, confident: np.ndarray, spacing_mm: float, magnitude: np.ndarray | None = None, roi: np.ndarray | None = None
+) -> dict:
     """The twelve figures of one exam ((slices, rows, cols) arrays): percentiles over all body pixels,
     medians over slices (pieces: median over all pieces)."""
-    per = [slice_figures(kpa[k], body[k], confident[k], spacing_mm, None if magnitude is None else magnitude[k],
-                         None if roi is None else roi[k]) for k in range(kpa.shape[0])]
+    per = [
+        slice_figures(kpa[k], body[k], confident[k], spacing_mm, None if magnitude is None else magnitude[k], None if roi is None else roi[k])
+        for k in range(kpa.shape[0])
+    ]
     values = np.concatenate([s.body_kpa for s in per])
     p = np.percentile(values, [5, 25, 50, 75, 95]) if values.size else [float("nan")] * 5
     pieces = [a for s in per for a in s.piece_cm2]
     ratios = [s.mag_ratio for s in per if s.mag_ratio is not None]
     return {
-        "p5": float(p[0]), "p25": float(p[1]), "p50": float(p[2]), "p75": float(p[3]), "p95": float(p[4]),
+        "p5": float(p[0]),
+        "p25": float(p[1]),
+        "p50": float(p[2]),
+        "p75": float(p[3]),
+        "p95": float(p[4]),
         "corr_len_mm": float(np.median([s.corr_len_mm for s in per])),
         "grad_kpa_per_mm": float(np.median([s.grad_kpa_per_mm for s in per])),
         "valid_share": float(np.median([s.valid_share for s in per])),
@@ -112,7 +140,7 @@ def exam_figures(kpa: np.ndarray, body: np.ndarray, confident: np.ndarray, spaci
 
 
 def figures_of_exam(exam, roi: np.ndarray | None = None) -> dict:
-    """Figures of an exam as the engine read it (`mrefibrosis.exam.Exam`), with the reader's ROI for
+    """Figures of an exam as the engine read it (`mrefibrosis.reading.exam.Exam`), with the reader's ROI for
     the magnitude figure."""
     confident = exam.confidence_valid if exam.confidence_valid is not None else np.zeros_like(exam.valid)
     return exam_figures(exam.stiffness_kpa, exam.valid, confident, exam.geometry.row_spacing_mm, exam.magnitude, roi)

@@ -4,8 +4,6 @@ inversion, with its failure mode (if any) and the liver mask as ground truth."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from scipy import ndimage
 
@@ -13,6 +11,7 @@ from . import anatomy as A
 from .inversion import first_harmonic, invert
 from .magnitude import breathing_ghosts, coil_shading
 from .reader import reader_roi
+from .synth_exam import SynthExam, SynthSettings
 from .tissue import draw_mechanics, gre_intensity, shear_modulus
 from .waves import conversion_source, solve_helmholtz
 
@@ -26,47 +25,6 @@ VERY_STIFF_KPA = (7.0, 9.5)
 CONVERSION_STRENGTH = (0.15, 0.35)
 WAVE_AMPLITUDE_RAD = (1.0, 2.2)
 REPORT_MARGIN_PX = 3  # the scanner leaves out this rim of the processed region (assumed)  # first-harmonic amplitude 10-40 mm from the driver
-
-
-@dataclass
-class SynthSettings:
-    rows: int = 256
-    cols: int = 256
-    spacing_mm: float = 1.5625
-    thickness_mm: float = 10.0
-    step_mm: float = 11.0
-    frequency_hz: float = 60.0
-    offsets: int = 4
-    confidence_threshold: float = 0.95
-
-
-@dataclass
-class SynthExam:
-    seed: int
-    settings: SynthSettings
-    stage_drawn: str
-    liver_kpa_true: float
-    loss_ratio: float
-    snr: float
-    amplitude_rad: float  # median wave amplitude 10-40 mm from the driver (0 with the driver off)
-    failure: str | None
-    labels: np.ndarray  # (S, R, C) tissue labels of the reference breath-hold
-    true_kpa: np.ndarray  # (S, R, C) |G*|
-    stiffness_kpa: np.ndarray  # (S, R, C) scanner inversion |G*|
-    confidence: np.ndarray  # (S, R, C) 0-1
-    magnitude: np.ndarray  # (S, offsets, R, C) 0..~1.4
-    phase_rad: np.ndarray  # (S, offsets, R, C), unwrapped
-    wave: np.ndarray  # (S, 8, R, C) first-harmonic wave images, radians
-    body: np.ndarray  # (S, R, C) where the scanner reports stiffness
-    driver: np.ndarray  # (S, R, C)
-    gt_roi: np.ndarray = field(default=None)  # (S, R, C) reader-like ROI
-    levels: list = field(default_factory=list)
-    rejected_slices: frozenset = frozenset()  # slices a reader leaves out (breath-hold mismatch)
-
-    @property
-    def liver(self) -> np.ndarray:
-        """True liver mask (S, R, C) of the reference breath-hold."""
-        return self.labels == A.LIVER
 
 
 def draw_stage(rng: np.random.Generator, mix: dict[str, float] | None) -> tuple[str, float]:
@@ -195,11 +153,25 @@ def simulate_exam(
             wave_all[k, t] = (harmonic * np.exp(2j * np.pi * t / 8)).real
         labels_all[k], body_all[k], driver_all[k] = labels, body, driver
     exam = SynthExam(
-        seed=seed, settings=st, stage_drawn=stage, liver_kpa_true=liver_kpa, loss_ratio=mech.liver_loss, snr=snr,
-        amplitude_rad=amp, failure=failure, labels=labels_all, true_kpa=out["true"], stiffness_kpa=out["stiff"],
-        confidence=out["conf"], magnitude=mag_all, phase_rad=phase_all, wave=wave_all, body=body_all,
-        driver=driver_all, levels=levels, rejected_slices=frozenset(bad_slices),
+        seed=seed,
+        settings=st,
+        stage_drawn=stage,
+        liver_kpa_true=liver_kpa,
+        loss_ratio=mech.liver_loss,
+        snr=snr,
+        amplitude_rad=amp,
+        failure=failure,
+        labels=labels_all,
+        true_kpa=out["true"],
+        stiffness_kpa=out["stiff"],
+        confidence=out["conf"],
+        magnitude=mag_all,
+        phase_rad=phase_all,
+        wave=wave_all,
+        body=body_all,
+        driver=driver_all,
+        levels=levels,
+        rejected_slices=frozenset(bad_slices),
     )
     exam.gt_roi = reader_roi(exam)
     return exam
-

@@ -41,8 +41,18 @@ SLICE_TO_SLICE = 0.06  # SD of a per-slice liver factor
 # Relative GRE magnitude (TE about 20 ms at 1.5 T, near in-phase): fat brightest, liver between
 # muscle and spleen, inflowing blood bright, gas and cortical bone dark.
 GRE_INTENSITY = {
-    A.AIR: 0.0, A.FAT: 0.92, A.MUSCLE: 0.42, A.BONE: 0.25, A.LIVER: 0.66, A.VESSEL: 0.85,
-    A.GALLBLADDER: 0.8, A.SPLEEN: 0.74, A.STOMACH: 0.5, A.KIDNEY: 0.68, A.GAS: 0.03, A.ASCITES: 0.85,
+    A.AIR: 0.0,
+    A.FAT: 0.92,
+    A.MUSCLE: 0.42,
+    A.BONE: 0.25,
+    A.LIVER: 0.66,
+    A.VESSEL: 0.85,
+    A.GALLBLADDER: 0.8,
+    A.SPLEEN: 0.74,
+    A.STOMACH: 0.5,
+    A.KIDNEY: 0.68,
+    A.GAS: 0.03,
+    A.ASCITES: 0.85,
     A.VISCERA: 0.56,
 }
 IRON_OVERLOAD_LIVER_FACTOR = 0.06  # T2* well under the echo time
@@ -73,8 +83,7 @@ def draw_mechanics(rng: np.random.Generator, liver_kpa: float) -> PatientMechani
     return PatientMechanics(kpa=kpa, loss=loss, liver_loss=float(rng.uniform(0.2, 0.3)))
 
 
-def shear_modulus(labels: np.ndarray, mech: PatientMechanics, liver_kpa: float,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def shear_modulus(labels: np.ndarray, mech: PatientMechanics, liver_kpa: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(|G*| kPa, loss ratio) maps of one slice: per-tissue values with smooth organ texture."""
     mag = np.zeros(labels.shape)
     eta = np.zeros(labels.shape)

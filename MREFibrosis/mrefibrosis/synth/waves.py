@@ -65,7 +65,7 @@ def conversion_source(gmag_kpa: np.ndarray, driver: np.ndarray, spacing_mm: floa
     log_g = np.log(np.maximum(ndimage.gaussian_filter(gmag_kpa, 0.7), 1e-3))
     gy, gx = np.gradient(log_g)
     dist, (ir, ic) = ndimage.distance_transform_edt(~driver, return_indices=True)
-    rows, cols = np.mgrid[0:driver.shape[0], 0:driver.shape[1]]
+    rows, cols = np.mgrid[0 : driver.shape[0], 0 : driver.shape[1]]
     dy, dx = rows - ir, cols - ic
     norm = np.maximum(np.hypot(dx, dy), 1.0)
     return (gx * dx + gy * dy) / norm

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..hatch import draw_hatch
 from ..model.model_file import Preprocessing
 from ..model.preprocess import to_model_size
+from ..reading.hatch import draw_hatch
 from .slices import ExamSlices
 
 
@@ -65,8 +65,14 @@ def target_maps(ex: ExamSlices, s: int, outputs: tuple[str, ...]) -> tuple[np.nd
     return np.stack(maps).astype(np.float32), np.asarray(known, np.float32)
 
 
-def batch_tensors(exams: list[ExamSlices], items: list[tuple[int, int]], pre: Preprocessing, rng: np.random.Generator | None,
-                  aug: AugmentConfig | None, outputs: tuple[str, ...] = ("roi",)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_tensors(
+    exams: list[ExamSlices],
+    items: list[tuple[int, int]],
+    pre: Preprocessing,
+    rng: np.random.Generator | None,
+    aug: AugmentConfig | None,
+    outputs: tuple[str, ...] = ("roi",),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x, y, known) at the model size; bilinear like inference, targets thresholded back to 0/1;
     known (N, K) marks which target maps exist for each slice."""
     xs, ys, ks = [], [], []
@@ -92,5 +98,7 @@ def random_affine(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, au
         tx, ty = rng.uniform(-aug.shift_fraction, aug.shift_fraction, 2) * 2
         theta[i] = [[np.cos(a) / sc, -np.sin(a) / sc, tx], [np.sin(a) / sc, np.cos(a) / sc, ty]]
     grid = F.affine_grid(torch.from_numpy(theta), list(x.shape), align_corners=False)
-    return (F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False),
-            F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
+    return (
+        F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False),
+        F.grid_sample(y, grid, mode="bilinear", padding_mode="zeros", align_corners=False),
+    )

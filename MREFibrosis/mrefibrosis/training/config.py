@@ -62,7 +62,7 @@ class TrainConfig:
         return asdict(self)
 
     @staticmethod
-    def from_dict(d: dict) -> "TrainConfig":
+    def from_dict(d: dict) -> TrainConfig:
         d = dict(d)
         aug = d.pop("augmentation", {}) or {}
         aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}

@@ -40,8 +40,9 @@ def epoch_plan(order: list[int], items: list[tuple[int, int]], n_batches: int, b
 class EpochParts(torch.utils.data.Dataset):
     """Part i of one epoch as (x, y, known, index) tensors."""
 
-    def __init__(self, exams: list[ExamSlices], plan: list[Part], pre: Preprocessing, aug: AugmentConfig | None,
-                 seed: int, epoch: int, outputs: tuple[str, ...]):
+    def __init__(
+        self, exams: list[ExamSlices], plan: list[Part], pre: Preprocessing, aug: AugmentConfig | None, seed: int, epoch: int, outputs: tuple[str, ...]
+    ):
         self.exams, self.plan, self.pre, self.aug = exams, plan, pre, aug
         self.seed, self.epoch, self.outputs = seed, epoch, outputs
 
@@ -61,6 +62,12 @@ def _one_thread(_worker: int) -> None:
 
 def epoch_loader(dataset: EpochParts, workers: int) -> torch.utils.data.DataLoader:
     """In order, `workers` processes ahead of the training step (0: on the main process)."""
-    return torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
-                                       worker_init_fn=_one_thread if workers else None,
-                                       prefetch_factor=2 if workers else None, persistent_workers=False)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        worker_init_fn=_one_thread if workers else None,
+        prefetch_factor=2 if workers else None,
+        persistent_workers=False,
+    )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MREFibrosisError
-from ..outputs import atomic_write_text
+from ..results.staged_files import atomic_write_text
 
 REQUIRED = ("exam", "roi")
 KNOWN = ("exam", "roi", "liver", "patient", "manual_kpa", "stage", "cohort")
@@ -81,13 +81,17 @@ def read_manifest(path: str | os.PathLike, check_files: bool = True) -> list[Man
         if exam is None:
             raise ManifestError(f"manifest line {n}: empty 'exam'; give the exam's DICOM folder.")
         if check_files and not exam.is_dir():
-            raise ManifestError(f"manifest line {n}: exam folder {raw['exam'][:80]} does not exist; fix the path (relative paths start at the manifest's folder).")
+            raise ManifestError(
+                f"manifest line {n}: exam folder {raw['exam'][:80]} does not exist; fix the path (relative paths start at the manifest's folder)."
+            )
         if exam in seen:
             raise ManifestError(f"manifest line {n}: exam {raw['exam'][:80]} is listed twice; keep one row per exam.")
         seen.add(exam)
         roi = (base / raw["roi"]).resolve() if raw["roi"] else None
         if roi is not None and check_files and not roi.exists():
-            raise ManifestError(f"manifest line {n}: ROI file {raw['roi'][:80]} does not exist; fix the path or leave it empty for an exam without a measurable liver.")
+            raise ManifestError(
+                f"manifest line {n}: ROI file {raw['roi'][:80]} does not exist; fix the path or leave it empty for an exam without a measurable liver."
+            )
         liver = (base / raw["liver"]).resolve() if raw.get("liver") else None
         if liver is not None and check_files and not liver.exists():
             raise ManifestError(f"manifest line {n}: liver file {raw['liver'][:80]} does not exist; fix the path or leave it empty.")
@@ -127,12 +131,22 @@ def manifest_from_synthetic(cohort_dir: str | os.PathLike, out: str | os.PathLik
             sex = str(ds.get("PatientSex", ""))
             age = str(ds.get("PatientAge", "")).rstrip("Y").lstrip("0")
         ok = truth["status"] == "ok"
-        lines.append([
-            os.path.relpath(d / "dicom", out.parent), os.path.relpath(d / "roi.seg.nrrd", out.parent) if ok else "",
-            truth["exam"], f"{truth['reader_kpa']:.4f}" if ok else "", (truth["stages"].get("seed") or "") if ok else "",
-            truth.get("stage_drawn") or "", cohort or "", truth["vendor"], sex, age, truth.get("failure") or "",
-            os.path.relpath(d / "liver.seg.nrrd", out.parent) if (d / "liver.seg.nrrd").exists() else "",
-        ])
+        lines.append(
+            [
+                os.path.relpath(d / "dicom", out.parent),
+                os.path.relpath(d / "roi.seg.nrrd", out.parent) if ok else "",
+                truth["exam"],
+                f"{truth['reader_kpa']:.4f}" if ok else "",
+                (truth["stages"].get("seed") or "") if ok else "",
+                truth.get("stage_drawn") or "",
+                cohort or "",
+                truth["vendor"],
+                sex,
+                age,
+                truth.get("failure") or "",
+                os.path.relpath(d / "liver.seg.nrrd", out.parent) if (d / "liver.seg.nrrd").exists() else "",
+            ]
+        )
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(lines)
     atomic_write_text(out, buf.getvalue())

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MREFibrosisError
-from ..exam_reader import ReadOptions, read_exam
+from ..model.inference import allowed_region
 from ..model.model_file import Preprocessing
 from ..model.preprocess import extra_channels, low_confidence_region, windowed_elastogram
-from ..model.segmenter import allowed_region
-from ..roi_io import read_roi
+from ..reading.exam_loader import ReadOptions, read_exam
+from ..results.roi_files import read_roi
 from .manifest import ManifestRow
 
 log = logging.getLogger("mrefibrosis")

@@ -6,11 +6,10 @@ import csv
 import io
 import os
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
-from ..outputs import atomic_write_text
+from ..results.staged_files import atomic_write_text
 from .manifest import ManifestError, ManifestRow
 
 NO_STAGE = "none"

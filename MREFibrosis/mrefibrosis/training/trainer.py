@@ -15,19 +15,19 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import MREFibrosisError
 from ..model.architectures import build_model
+from ..model.inference import autocast, dice, resolve_device, roi_from_maps
 from ..model.model_file import ModelInfo, Preprocessing, read_model_file, save_model
 from ..model.preprocess import to_model_size, to_native_size
-from ..model.segmenter import autocast, dice, resolve_device, roi_from_maps
-from ..outputs import atomic_write_text
+from ..results.staged_files import atomic_write_text
 from .augment import render_slice
 from .config import TrainConfig
 from .loader import EpochParts, epoch_loader, epoch_plan
@@ -75,7 +75,9 @@ def prepare_data(rows: list[ManifestRow], config: TrainConfig, run_dir: Path, pr
         saved = read_split(split_file)
         missing = [r.name for r in rows if str(r.exam_dir) not in saved]
         if missing:
-            raise MREFibrosisError(f"the run's split.csv does not list {len(missing)} manifest exam(s) (e.g. {missing[0]}); use a new --out for a new manifest.")
+            raise MREFibrosisError(
+                f"the run's split.csv does not list {len(missing)} manifest exam(s) (e.g. {missing[0]}); use a new --out for a new manifest."
+            )
         subset = {str(r.exam_dir): saved[str(r.exam_dir)] for r in rows}
     else:
         by_patient = split_patients(rows, config.val_fraction, config.seed)
@@ -111,8 +113,9 @@ class Validation:
     liver_dice: float | None  # mean exam Dice of the predicted liver (exams with a liver truth)
 
 
-def validate_model(model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str,
-                   thresholds: tuple[float, ...] = (0.5,), has_liver: bool = False) -> Validation:
+def validate_model(
+    model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str, thresholds: tuple[float, ...] = (0.5,), has_liver: bool = False
+) -> Validation:
     """The network runs once per exam whatever the number of thresholds; the ROI is post-processed
     exactly as at inference (inside the predicted liver for liver-aware models)."""
     model.eval()
@@ -125,12 +128,12 @@ def validate_model(model, exams: list[ExamSlices], pre: Preprocessing, device: s
             scores[t].append(dice(roi, ex.target & ex.allowed))
         if has_liver and ex.liver is not None:
             livers.append(dice(liver, ex.liver))
-    return Validation({t: (float(np.mean(v)) if v else float("nan")) for t, v in scores.items()},
-                      float(np.mean(livers)) if livers else None)
+    return Validation({t: (float(np.mean(v)) if v else float("nan")) for t, v in scores.items()}, float(np.mean(livers)) if livers else None)
 
 
-def validation_dice(model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str,
-                    thresholds: tuple[float, ...] = (0.5,), has_liver: bool = False) -> dict[float, float]:
+def validation_dice(
+    model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str, thresholds: tuple[float, ...] = (0.5,), has_liver: bool = False
+) -> dict[float, float]:
     return validate_model(model, exams, pre, device, precision, thresholds, has_liver).roi_dice
 
 
@@ -228,7 +231,9 @@ def train(
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if state["config"] != config.identity():
-            raise MREFibrosisError("--resume with different settings than the run was started with; use the same options (only --epochs and --device may change).")
+            raise MREFibrosisError(
+                "--resume with different settings than the run was started with; use the same options (only --epochs and --device may change)."
+            )
     device = resolve_device(config.device)
     precision = _resolve_precision(config, device)
     if data is None:
@@ -268,8 +273,14 @@ def train(
         n_batches = min(n_batches, config.max_steps_per_epoch)
     model_path = run_dir / MODEL_FILE
     info_training = {
-        "config": config.to_dict(), "train_exams": len(data.train), "val_exams": len(data.val), "train_slices": len(items),
-        "manifest_digest": _manifest_digest(rows), "device": device, "precision": precision, "hardware": _hardware(device),
+        "config": config.to_dict(),
+        "train_exams": len(data.train),
+        "val_exams": len(data.val),
+        "train_slices": len(items),
+        "manifest_digest": _manifest_digest(rows),
+        "device": device,
+        "precision": precision,
+        "hardware": _hardware(device),
         "torch": str(torch.__version__),
     }
 
@@ -321,27 +332,56 @@ def train(
             metrics = {"val_dice": round(val, 4)}
             if checked.liver_dice is not None:
                 metrics["val_liver_dice"] = round(checked.liver_dice, 4)
-            info = ModelInfo(architecture=config.architecture, preprocessing=pre, base_channels=config.base_channels,
-                             training={**info_training, "best_epoch": epoch, "epochs_run": epoch, "seconds": round(seconds, 1)},
-                             metrics=metrics, model_version=model_version or f"{config.architecture}-{run_dir.name}-e{epoch}",
-                             outputs=outputs)
+            info = ModelInfo(
+                architecture=config.architecture,
+                preprocessing=pre,
+                base_channels=config.base_channels,
+                training={**info_training, "best_epoch": epoch, "epochs_run": epoch, "seconds": round(seconds, 1)},
+                metrics=metrics,
+                model_version=model_version or f"{config.architecture}-{run_dir.name}-e{epoch}",
+                outputs=outputs,
+            )
             save_model(model_path, model, info)
-        history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 6), "val_dice": round(val, 5),
-                        "val_liver_dice": "" if checked.liver_dice is None else round(checked.liver_dice, 5),
-                        "best": int(improved), "seconds": round(time.perf_counter() - t0, 1)})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": round(float(np.mean(losses)), 6),
+                "val_dice": round(val, 5),
+                "val_liver_dice": "" if checked.liver_dice is None else round(checked.liver_dice, 5),
+                "best": int(improved),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
         _write_history(run_dir / "history.csv", history)
-        _save_checkpoint(ckpt_path, {"config": config.identity(), "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "scaler": scaler.state_dict(), "history": history, "best_dice": best_dice, "best_epoch": best_epoch,
-                                     "seconds": seconds})
-        log.info("epoch %d/%d: loss %.4f, validation Dice %.4f%s%s (%.0f s)", epoch, config.epochs, history[-1]["train_loss"], val,
-                 "" if checked.liver_dice is None else f", liver Dice {checked.liver_dice:.4f}", " (best)" if improved else "",
-                 history[-1]["seconds"])
+        _save_checkpoint(
+            ckpt_path,
+            {
+                "config": config.identity(),
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "history": history,
+                "best_dice": best_dice,
+                "best_epoch": best_epoch,
+                "seconds": seconds,
+            },
+        )
+        log.info(
+            "epoch %d/%d: loss %.4f, validation Dice %.4f%s%s (%.0f s)",
+            epoch,
+            config.epochs,
+            history[-1]["train_loss"],
+            val,
+            "" if checked.liver_dice is None else f", liver Dice {checked.liver_dice:.4f}",
+            " (best)" if improved else "",
+            history[-1]["seconds"],
+        )
         if on_epoch is not None:
             on_epoch(epoch, val)
 
     validated = finalize_model(model_path, data.val, device) if model_path.exists() else ("fp32",)
-    return TrainResult(run_dir, model_path, best_dice, best_epoch, history, seconds, validated,
-                       {"train": len(data.train), "val": len(data.val)})
+    return TrainResult(run_dir, model_path, best_dice, best_epoch, history, seconds, validated, {"train": len(data.train), "val": len(data.val)})
 
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -362,9 +402,21 @@ def finalize_model(model_path: Path, val: list[ExamSlices], device: str) -> tupl
     validated = ("fp32", "bf16") if abs(fp32 - bf16) <= BF16_TOLERANCE else ("fp32",)
     info.threshold = best_t
     info.validated_precisions = validated
-    info.metrics.update({"val_dice_by_threshold": {str(t): round(v, 4) for t, v in scores.items()}, "threshold": best_t,
-                         "val_dice_fp32_file": round(fp32, 4), "val_dice_bf16_file": round(bf16, 4)})
+    info.metrics.update(
+        {
+            "val_dice_by_threshold": {str(t): round(v, 4) for t, v in scores.items()},
+            "threshold": best_t,
+            "val_dice_fp32_file": round(fp32, 4),
+            "val_dice_bf16_file": round(bf16, 4),
+        }
+    )
     save_model(model_path, model.cpu(), info)
-    log.info("model file %s: threshold %.1f, validation Dice fp32 %.4f, bf16 %.4f -> validated precisions %s", model_path.name, best_t, fp32, bf16,
-             ", ".join(validated))
+    log.info(
+        "model file %s: threshold %.1f, validation Dice fp32 %.4f, bf16 %.4f -> validated precisions %s",
+        model_path.name,
+        best_t,
+        fp32,
+        bf16,
+        ", ".join(validated),
+    )
     return validated

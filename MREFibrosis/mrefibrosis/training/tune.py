@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import MREFibrosisError
-from ..outputs import atomic_write_text
+from ..results.staged_files import atomic_write_text
 from .config import TrainConfig
 from .manifest import ManifestRow
 from .trainer import prepare_data, train
@@ -34,8 +34,7 @@ def suggest(trial, base: TrainConfig) -> TrainConfig:
     return replace(base, **params)
 
 
-def tune(base: TrainConfig, rows: list[ManifestRow], out_dir: str | os.PathLike, n_trials: int, study_name: str = "mrefibrosis",
-         progress: bool = True) -> dict:
+def tune(base: TrainConfig, rows: list[ManifestRow], out_dir: str | os.PathLike, n_trials: int, study_name: str = "mrefibrosis", progress: bool = True) -> dict:
     try:
         import optuna
     except ImportError:
@@ -47,9 +46,14 @@ def tune(base: TrainConfig, rows: list[ManifestRow], out_dir: str | os.PathLike,
     # Heartbeats let a resumed study mark trials of a killed process as failed instead of running forever.
     storage = optuna.storages.RDBStorage(f"sqlite:///{(out / 'study.db').resolve()}", heartbeat_interval=30, grace_period=90)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True, direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=base.seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=base.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )
 
     def objective(trial) -> float:
         config = suggest(trial, base)
@@ -70,10 +74,17 @@ def tune(base: TrainConfig, rows: list[ManifestRow], out_dir: str | os.PathLike,
         raise MREFibrosisError("no tuning trial completed; run more --trials.")
     _write_trials(out / "trials.csv", study.trials)
     best = study.best_trial
-    result = {"trial": best.number, "val_dice": best.value, "params": best.params, "batch_size": base.batch_size,
-              "study": study_name, "storage": "study.db", "completed_trials": len(done),
-              "pruned_trials": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
-              "train_command_options": f"--lr {best.params['lr']:.6g} --momentum {best.params['momentum']:.6g} --weight-decay {best.params['weight_decay']:.6g}"}
+    result = {
+        "trial": best.number,
+        "val_dice": best.value,
+        "params": best.params,
+        "batch_size": base.batch_size,
+        "study": study_name,
+        "storage": "study.db",
+        "completed_trials": len(done),
+        "pruned_trials": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+        "train_command_options": f"--lr {best.params['lr']:.6g} --momentum {best.params['momentum']:.6g} --weight-decay {best.params['weight_decay']:.6g}",
+    }
     atomic_write_text(out / "best_params.json", json.dumps(result, indent=2) + "\n")
     return result
 
@@ -84,6 +95,15 @@ def _write_trials(path: Path, trials) -> None:
     w.writerow(["trial", "state", "val_dice", "lr", "momentum", "weight_decay", "epochs_reported"])
     for t in trials:
         p = t.params
-        w.writerow([t.number, t.state.name, "" if t.value is None else f"{t.value:.5f}", p.get("lr", ""), p.get("momentum", ""),
-                    p.get("weight_decay", ""), len(t.intermediate_values)])
+        w.writerow(
+            [
+                t.number,
+                t.state.name,
+                "" if t.value is None else f"{t.value:.5f}",
+                p.get("lr", ""),
+                p.get("momentum", ""),
+                p.get("weight_decay", ""),
+                len(t.intermediate_values),
+            ]
+        )
     atomic_write_text(path, buf.getvalue())

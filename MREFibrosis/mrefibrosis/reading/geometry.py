@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SeriesError
+from ..errors import SeriesError
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,7 @@ def build_geometry(
         steps = np.diff(pos @ normal)
         if np.any(steps < 1e-3):
             raise SeriesError(
-                f"{series_label}: two images share one slice position; the series mixes acquisitions. "
-                "Select a single stiffness series with --stiffness-series."
+                f"{series_label}: two images share one slice position; the series mixes acquisitions. Select a single stiffness series with --stiffness-series."
             )
         in_plane = pos[1:] - pos[:-1] - np.outer(steps, normal)
         if np.max(np.linalg.norm(in_plane, axis=1)) > 0.5 * min(dr, dc) + 1e-3:

@@ -11,11 +11,12 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import MREFibrosisError
-from ..exam import Exam
+from ..reading.exam import Exam
+from .identity import ModelIdentity
 from .model_file import ModelFileError, read_model_file
 from .preprocess import canonical_input, to_model_size, to_native_size
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "mrefibrosis-unet-resnext50.mrefmodel"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "mrefibrosis-unet-resnext50.mrefmodel"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -91,8 +92,9 @@ def liver_mask(prob_liver: np.ndarray, threshold: float = LIVER_THRESHOLD) -> np
     return out
 
 
-def roi_from_maps(maps: np.ndarray, allowed: np.ndarray, pixel_area_mm2: float, threshold: float, min_piece_cm2: float,
-                  has_liver: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def roi_from_maps(
+    maps: np.ndarray, allowed: np.ndarray, pixel_area_mm2: float, threshold: float, min_piece_cm2: float, has_liver: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(ROI, liver) from the network's (slices, outputs, rows, columns) probabilities. Why the liver
     bounds the ROI: an ROI pixel outside the liver measures another organ, the error that made the
     first model read a real exam 11.6 % high."""
@@ -119,7 +121,9 @@ class Segmenter:
 
         path = Path(model_path) if model_path else default_model_path()
         if not path.exists():
-            hint = "pass an existing --model FILE" if model_path else "no default model is installed; pass --model FILE, or --roi ROI_FILE to measure a drawn ROI"
+            hint = (
+                "pass an existing --model FILE" if model_path else "no default model is installed; pass --model FILE, or --roi ROI_FILE to measure a drawn ROI"
+            )
             raise ModelFileError(f"model file {path} not found; {hint}.")
         self.info, state, self.sha256 = read_model_file(path)
         self.path = path
@@ -178,8 +182,7 @@ class Segmenter:
         return probs, flips
 
     def postprocess(self, exam: Exam, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        return roi_from_maps(maps, allowed_region(exam), exam.geometry.pixel_area_mm2, self.info.threshold, self.info.min_piece_cm2,
-                             self.info.has_liver)
+        return roi_from_maps(maps, allowed_region(exam), exam.geometry.pixel_area_mm2, self.info.threshold, self.info.min_piece_cm2, self.info.has_liver)
 
     def segment_many(self, exams: list[Exam]) -> list[Segmentation]:
         t0 = time.perf_counter()
@@ -203,14 +206,19 @@ class Segmenter:
     def __call__(self, exam: Exam) -> np.ndarray:
         return self.segment(exam).roi
 
+    def identity(self, exam: Exam | None = None) -> ModelIdentity:
+        return ModelIdentity(
+            file=self.path.name,
+            sha256=self.sha256,
+            architecture=self.info.architecture,
+            model_version=self.info.model_version,
+            input_size=self.info.preprocessing.input_size,
+            device=self.device,
+            precision=self.precision,
+            tta=self.tta,
+            channels=tuple(self.info.preprocessing.channels),
+            outputs=tuple(self.info.outputs),
+        )
+
     def describe(self) -> dict:
-        return {
-            "file": self.path.name,
-            "sha256": self.sha256,
-            "architecture": self.info.architecture,
-            "model_version": self.info.model_version,
-            "input_size": self.info.preprocessing.input_size,
-            "device": self.device,
-            "precision": self.precision,
-            "tta": self.tta,
-        }
+        return self.identity().legacy_json()

@@ -6,39 +6,41 @@ The Slicer logic, the command line, the PACS worker and batch jobs all go throug
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from .errors import RoiError
-from .exam import Exam
-from .exam_reader import ReadOptions, read_exam
-from .measure import MIN_AREA_CM2, Measurement, measure_roi
-from .outputs import staged_outputs
-from .roi_io import read_roi, write_seg_nrrd
-from .staging import Preset, get_preset
+from .measure.fibrosis_stages import Preset, get_preset
+from .measure.qc import QcSettings
+from .measure.roi_stats import MIN_AREA_CM2, measure_roi
+from .model.identity import ModelIdentity
+from .reading.exam import Exam
+from .reading.exam_loader import ReadOptions, read_exam
+from .results.exam_result import CSV_COLUMNS, ExamResult, Provenance, RoiKind, RoiSource, inputs_used
+from .results.roi_files import read_roi, write_seg_nrrd
+from .results.staged_files import staged_outputs
 
-# A segmenter maps an exam to a boolean ROI on its grid; the model issue plugs one in here.
-Segmenter = Callable[[Exam], np.ndarray]
-
-CSV_COLUMNS = [
-    "exam_key", "slice", "slice_location_mm", "roi_pixels", "roi_area_cm2", "mean_kpa", "median_kpa", "sd_kpa",
-    "p5_kpa", "p25_kpa", "p75_kpa", "p95_kpa", "iqr_kpa", "outside_confidence_pixels", "status", "stage", "preset",
-]
+__all__ = ["CSV_COLUMNS", "ExamResult", "ExamSegmenter", "process_exam", "process_many", "write_results", "measurements_csv"]
 
 
-@dataclass
-class ExamResult:
-    exam: Exam
-    roi: np.ndarray
-    roi_source: str
-    measurement: Measurement
+@runtime_checkable
+class ExamSegmenter(Protocol):
+    """What the pipeline needs of a segmenter (`model.inference.Segmenter` is one): a segmentation
+    with its ROI (and liver and TTA agreement when it has them), and who made it."""
+
+    def segment(self, exam: Exam): ...
+
+    def identity(self, exam: Exam | None = None) -> ModelIdentity: ...
+
+
+# A plain function exam -> boolean ROI also serves (tests, benchmarks, site plug-ins).
+RoiFunction = Callable[[Exam], np.ndarray]
 
 
 def process_exam(
@@ -46,26 +48,31 @@ def process_exam(
     roi_path: str | os.PathLike | None = None,
     options: ReadOptions = ReadOptions(),
     preset: Preset | str | None = None,
-    segmenter: Segmenter | None = None,
+    segmenter: ExamSegmenter | RoiFunction | None = None,
     min_area_cm2: float = MIN_AREA_CM2,
+    qc: QcSettings = QcSettings(),
+    roi_mask: np.ndarray | None = None,
+    roi_name: str = "",
 ) -> ExamResult:
+    """Exam + ROI -> result. The ROI is, in this order: an edited mask (`roi_mask`, e.g. a Slicer
+    segment named `roi_name`), an ROI file, or the segmenter's automatic ROI."""
     exam = study if isinstance(study, Exam) else read_exam(study, options)
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    if roi_path is not None:
-        roi = read_roi(roi_path, exam.geometry)
-        source = Path(roi_path).name
+    liver = tta = model = None
+    if roi_mask is not None:
+        roi, source = np.asarray(roi_mask, dtype=bool), RoiSource(RoiKind.EDITED, roi_name)
+    elif roi_path is not None:
+        roi, source = read_roi(roi_path, exam.geometry), RoiSource(RoiKind.FILE, Path(roi_path).name)
+    elif isinstance(segmenter, ExamSegmenter):
+        seg = segmenter.segment(exam)
+        roi, liver, tta = seg.roi, seg.liver, seg.tta_agreement
+        model, source = segmenter.identity(exam), RoiSource(RoiKind.AUTOMATIC)
     elif segmenter is not None:
-        roi = np.asarray(segmenter(exam), dtype=bool)
-        source = "automatic segmentation"
-        describe = getattr(segmenter, "describe", None)
-        seg_info = describe() if callable(describe) else {}
+        roi, source = np.asarray(segmenter(exam), dtype=bool), RoiSource(RoiKind.AUTOMATIC)
     else:
         raise RoiError("no ROI given and no segmentation model is available yet; pass --roi ROI_FILE (.seg.nrrd, .nrrd, .nii.gz or DICOM SEG).")
-    measurement = measure_roi(exam, roi, preset, min_area_cm2)
-    measurement.exam["roi_source"] = source
-    if roi_path is None and segmenter is not None:
-        measurement.exam["segmentation"] = seg_info
-    return ExamResult(exam, roi, source, measurement)
+    measurement = measure_roi(exam, roi, preset, min_area_cm2, qc, liver=liver, tta_agreement=tta)
+    return ExamResult(exam, roi, measurement, Provenance(source, inputs_used(exam, model), model), liver)
 
 
 @dataclass
@@ -85,8 +92,8 @@ def for_each_exam(exams: list, out_dir: str | os.PathLike, options: ReadOptions,
     DICOM value). A failing exam is reported and the run goes on; a single failing exam raises.
     """
     from .errors import MREFibrosisError
-    from .exam import exam_key_for
-    from .exam_reader import build_exam
+    from .reading.exam import exam_key_for
+    from .reading.exam_loader import build_exam
 
     for study_uid, series in exams:
         key = exam_key_for(study_uid)
@@ -104,13 +111,13 @@ def process_many(
     out_dir: str | os.PathLike,
     options: ReadOptions = ReadOptions(),
     preset: Preset | str | None = None,
-    segmenter: Segmenter | None = None,
+    segmenter: ExamSegmenter | RoiFunction | None = None,
     min_area_cm2: float = MIN_AREA_CM2,
     include_identifiers: bool = False,
     dicom: bool = False,
 ):
     """Measure every exam below `paths` with one loaded segmenter; yields an outcome per exam."""
-    from .exam_reader import find_exams
+    from .reading.exam_loader import find_exams
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
 
@@ -122,32 +129,8 @@ def process_many(
     yield from for_each_exam(find_exams(paths, options), out_dir, options, measure_and_write)
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
 def measurements_csv(result: ExamResult) -> str:
-    m = result.measurement
-    ok = m.status == "ok"
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-
-    def row(slice_id, location, stats, outside, stage):
-        values = [stats.mean_kpa, stats.median_kpa, stats.sd_kpa, stats.p5_kpa, stats.p25_kpa, stats.p75_kpa, stats.p95_kpa, stats.iqr_kpa]
-        values = values if ok else [None] * len(values)
-        writer.writerow(
-            [result.exam.exam_key, slice_id, _fmt(location), stats.pixels, _fmt(stats.area_cm2), *map(_fmt, values), outside, m.status, _fmt(stage), m.preset if stage is not None or slice_id == "all" else ""]
-        )
-
-    for s in m.slices:
-        row(s.slice, s.slice_location_mm, s.stats, s.outside_confidence_pixels, None)
-    row("all", None, m.pooled, sum(s.outside_confidence_pixels for s in m.slices), m.stage)
-    return buf.getvalue()
+    return result.csv_text()
 
 
 def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identifiers: bool = False, dicom: bool = False) -> list[Path]:
@@ -155,15 +138,13 @@ def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identi
     dicom/SEG.dcm, dicom/SR.dcm and dicom/OVERLAY_NNN.dcm (built before anything is written)."""
     built = None
     if dicom:
-        from .dicom_out.build import build_dicom_results
+        from .results.dicom_results import build_dicom_results
 
         built = build_dicom_results(result)
-    payload = result.measurement.to_json()
-    if not include_identifiers:
-        payload.pop("identifiers", None)
+    payload = result.to_json(include_identifiers)
     with staged_outputs(out_dir) as out:
         with open(out.path("measurements.csv"), "w", encoding="utf-8", newline="") as fh:
-            fh.write(measurements_csv(result))
+            fh.write(result.csv_text())
         with open(out.path("result.json"), "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2)
             fh.write("\n")
@@ -171,7 +152,7 @@ def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identi
         names = list(out.names)
     written = [Path(out_dir) / n for n in names]
     if built is not None:
-        from .dicom_out.build import save_dicom_results
+        from .results.dicom_results import save_dicom_results
 
         written += save_dicom_results(built, Path(out_dir) / "dicom")
     return written

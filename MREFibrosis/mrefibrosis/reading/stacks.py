@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
+from ..errors import PixelDataError, SeriesError
 from .dicom_files import PixelLimits, read_pixels
-from .errors import PixelDataError, SeriesError
 from .geometry import Geometry, build_geometry
 from .series import InstanceRef, SeriesInfo
 
@@ -78,7 +78,7 @@ def _planes_of(ds: Dataset, image: np.ndarray, label: str, instance_number: int)
     for f in range(frames):
         item = per_frame[f]
 
-        def group(name: str):
+        def group(name: str, item=item):
             g = item.get(name) or shared.get(name)
             return g[0] if g else None
 
@@ -129,9 +129,7 @@ def load_stack(
     if average_same_position:
         planes = _average_same_position(planes, first.orientation)
     rows, cols = first.image.shape
-    geom, order = build_geometry(
-        [p.position for p in planes], first.orientation, first.spacing, rows, cols, first.thickness, label
-    )
+    geom, order = build_geometry([p.position for p in planes], first.orientation, first.spacing, rows, cols, first.thickness, label)
     stored = np.stack([planes[i].image for i in order])
     return Stack(info=info, stored=stored, geometry=geom, headers=[planes[i].header for i in order])
 
@@ -154,9 +152,7 @@ def align_to(reference: Geometry, stack: Stack) -> list[int | None]:
     g = stack.geometry
     if (g.rows, g.columns) != (reference.rows, reference.columns):
         return [None] * reference.n_slices
-    if np.max(np.abs(g.row_direction - reference.row_direction)) > 1e-3 or np.max(
-        np.abs(g.column_direction - reference.column_direction)
-    ) > 1e-3:
+    if np.max(np.abs(g.row_direction - reference.row_direction)) > 1e-3 or np.max(np.abs(g.column_direction - reference.column_direction)) > 1e-3:
         return [None] * reference.n_slices
     tol = 0.5 * min(reference.row_spacing_mm, reference.column_spacing_mm)
     out: list[int | None] = []

@@ -14,12 +14,12 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from .. import __version__
-from ..dicom_writer import det_uid
 from ..errors import OutputError
-from ..outputs import staged_outputs
-from ..process import ExamResult
-from ..render import colour_elastogram
-from . import codes
+from . import sr_codes as codes
+from .colour_map import colour_elastogram
+from .dicom_uids import det_uid
+from .exam_result import ExamResult, RoiKind
+from .staged_files import staged_outputs
 
 MANUFACTURER = "MREFibrosis"
 SERIES_SEG, SERIES_SR, SERIES_OVERLAY = 9701, 9702, 9703
@@ -33,9 +33,13 @@ class DicomResults:
     tracking_uid: str
 
 
+def _automatic(result: ExamResult) -> bool:
+    return result.provenance.roi_source.kind is RoiKind.AUTOMATIC
+
+
 def _version_key(result: ExamResult) -> str:
-    seg = result.measurement.exam.get("segmentation") or {}
-    return f"{__version__}/{seg.get('model_version', 'manual')}/{seg.get('sha256', '')[:16]}"
+    model = result.provenance.model if _automatic(result) else None
+    return f"{__version__}/{model.model_version if model else 'manual'}/{model.sha256[:16] if model else ''}"
 
 
 def build_dicom_results(result: ExamResult) -> DicomResults:
@@ -51,9 +55,13 @@ def build_dicom_results(result: ExamResult) -> DicomResults:
     study_uid = str(sources[0].StudyInstanceUID)
     key = (study_uid, _version_key(result))
     tracking_uid = det_uid(*key, "tracking")
-    automatic = result.roi_source == "automatic segmentation"
+    automatic = _automatic(result)
     algorithm = hd.AlgorithmIdentificationSequence(
-        name="MREFibrosis", version=__version__, family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing") if not automatic else hd.sr.CodedConcept("UNET", codes.PRIVATE_SCHEME, "U-Net segmentation")
+        name="MREFibrosis",
+        version=__version__,
+        family=hd.sr.CodedConcept("123109", "DCM", "Manual Processing")
+        if not automatic
+        else hd.sr.CodedConcept("UNET", codes.PRIVATE_SCHEME, "U-Net segmentation"),
     )
     description = hd.seg.SegmentDescription(
         segment_number=1,
@@ -100,9 +108,22 @@ def _build_sr(result: ExamResult, seg, sources, key, tracking_uid):
     )
     measurements = []
     evaluations = [hd.sr.QualitativeEvaluation(codes.MEASUREMENT_STATUS, codes.status_code(m.status))]
+    if m.reason_flag:  # why indeterminate, as the other outputs say it
+        evaluations.append(hd.sr.QualitativeEvaluation(codes.STATUS_REASON, codes.reason_code(m.reason_flag, m.reason or m.reason_flag)))
+    for flag in result.warnings:
+        evaluations.append(hd.sr.QualitativeEvaluation(codes.STATUS_WARNING, codes.reason_code(flag, flag.replace("_", " "))))
     if m.status == "ok":
         for derivation, value in ((codes.MEAN, m.mean_kpa), (codes.MEDIAN, m.median_kpa)):
-            measurements.append(hd.sr.Measurement(name=codes.ELASTICITY, value=float(value), unit=codes.KPA, derivation=derivation, algorithm_id=algorithm, finding_sites=[hd.sr.FindingSite(codes.LIVER)]))
+            measurements.append(
+                hd.sr.Measurement(
+                    name=codes.ELASTICITY,
+                    value=float(value),
+                    unit=codes.KPA,
+                    derivation=derivation,
+                    algorithm_id=algorithm,
+                    finding_sites=[hd.sr.FindingSite(codes.LIVER)],
+                )
+            )
         measurements.append(hd.sr.Measurement(name=codes.AREA, value=float(m.pooled.area_cm2), unit=codes.CM2, algorithm_id=algorithm))
         if m.stage is not None:
             evaluations.append(hd.sr.QualitativeEvaluation(codes.FIBROSIS_STAGE, codes.stage_code(m.stage, m.preset)))
@@ -117,7 +138,9 @@ def _build_sr(result: ExamResult, seg, sources, key, tracking_uid):
     )
     observer = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
-        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(uid=det_uid("MREFibrosis", __version__, "device"), name="MREFibrosis", manufacturer_name=MANUFACTURER),
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=det_uid("MREFibrosis", __version__, "device"), name="MREFibrosis", manufacturer_name=MANUFACTURER
+        ),
     )
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
@@ -144,7 +167,7 @@ def _overlay_text(result: ExamResult) -> list[str]:
         first = f"Liver stiffness {m.mean_kpa:.2f} kPa (median {m.median_kpa:.2f})"
         second = f"ROI {m.pooled.area_cm2:.1f} cm2, stage {stage} [{m.preset}]"
     else:
-        first, second = "Liver stiffness: INDETERMINATE", "; ".join(m.messages)[:60]
+        first, second = "Liver stiffness: INDETERMINATE", (m.reason or "")[:60]
     return [first, second, f"MREFibrosis {__version__} - automatic, verify before use"]
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import MREFibrosisError
-from .exam import exam_key_for
-from .exam_reader import ReadOptions, build_exam, classify_all
-from .series import clean_text, scan_folder
+from ..errors import MREFibrosisError
 from . import classify as roles
+from .exam import exam_key_for
+from .exam_loader import ReadOptions, build_exam, classify_all
+from .series import clean_text, scan_folder
 
 
 def inspect_report(path: Path, options: ReadOptions) -> str:

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ExamNotFoundError, MREFibrosisError, SeriesError, UnitError
 from . import classify as roles
 from .dicom_files import PixelLimits
-from .errors import ExamNotFoundError, MREFibrosisError, SeriesError, UnitError
 from .exam import Exam, SeriesUse, exam_key_for
 from .hatch import estimate_period, fit_line_families, hatch_from_twin, hatch_without_twin, low_confidence_from_lines, low_confidence_region
 from .series import ScanResult, SeriesInfo, scan_folder
@@ -105,9 +105,7 @@ def choose_study(scan: ScanResult, options: ReadOptions) -> tuple[str, list[Seri
         raise _no_exam_error(scan)
     if len(studies) > 1:
         keys = ", ".join(exam_key_for(k) for k in studies)
-        raise ExamNotFoundError(
-            f"the folder holds {len(studies)} MRE exams ({keys}); point at one exam's folder or pick one with --study KEY."
-        )
+        raise ExamNotFoundError(f"the folder holds {len(studies)} MRE exams ({keys}); point at one exam's folder or pick one with --study KEY.")
     return next(iter(studies.items()))
 
 
@@ -148,9 +146,7 @@ def _pick_elastograms(series: list[SeriesInfo], options: ReadOptions) -> tuple[S
         groups.setdefault(_geometry_key(st), []).append(st)
     if not options.stiffness_series and len(groups) > 1:
         names = "; ".join(", ".join(st.info.label for st in g) for g in groups.values())
-        raise ExamNotFoundError(
-            f"the study holds elastograms of {len(groups)} different acquisitions ({names}); choose one with --stiffness-series."
-        )
+        raise ExamNotFoundError(f"the study holds elastograms of {len(groups)} different acquisitions ({names}); choose one with --stiffness-series.")
     group = groups[_geometry_key(primary)]
     masked = [st for st in group if st.info.role == roles.MASKED_STIFFNESS]
     plain = [st for st in group if st.info.role == roles.STIFFNESS]
@@ -192,8 +188,7 @@ def _check_plausible(kpa: np.ndarray, mask: np.ndarray, label: str) -> None:
     median = float(np.median(kpa[mask]))
     if not 0.2 <= median <= 25.0:
         raise UnitError(
-            f"{label}: with the default unit the median stiffness would be {median:.3g} kPa, which is implausible; "
-            "rerun with --stiffness-unit Pa, 10Pa or kPa."
+            f"{label}: with the default unit the median stiffness would be {median:.3g} kPa, which is implausible; rerun with --stiffness-unit Pa, 10Pa or kPa."
         )
 
 

@@ -6,15 +6,15 @@ MRE literature and the staging cut-offs refer to.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import __version__
-from .errors import RoiError
-from .exam import Exam
-from .qc import FLAG_DARK_LIVER, QcSettings, dark_liver_reason
-from .staging import Preset, get_preset, stage_for
+from ..errors import RoiError
+from ..reading.exam import Exam
+from .fibrosis_stages import Preset, get_preset, stage_for
+from .qc import FLAG_DARK_LIVER, QcSettings, confident_liver_cm2, dark_liver_reason, segmentation_findings
+from .status import WARNING_FLAGS, Status, status_text
 
 MIN_AREA_CM2 = 1.0
 
@@ -62,9 +62,9 @@ class SliceMeasurement:
 
 @dataclass
 class Measurement:
-    """What `measure` reports; `status` is 'ok' or 'indeterminate' (then no number is presented)."""
+    """The numbers and the verdict of one ROI on one exam; no number is presented when indeterminate."""
 
-    status: str
+    status: Status
     pooled: Stats
     slices: list[SliceMeasurement]
     stage: str | None
@@ -72,25 +72,39 @@ class Measurement:
     preset_citation: str
     flags: list[str]
     messages: list[str]
-    exam: dict
-    software_version: str = __version__
-    identifiers: dict = field(default_factory=dict)
+    reason: str | None = None  # one line, when indeterminate
+    reason_flag: str | None = None  # the flag that made it indeterminate
+    liver_confident_cm2: float | None = None  # confident area of the predicted liver (liver-aware segmenters)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @property
+    def warnings(self) -> list[str]:
+        """Flags that leave the number standing but deserve a look."""
+        return [f for f in self.flags if f in WARNING_FLAGS] if self.ok else []
+
+    @property
+    def status_text(self) -> str:
+        return status_text(self.status, self.reason, self.warnings)
 
     @property
     def mean_kpa(self) -> float | None:
-        return self.pooled.mean_kpa if self.status == "ok" else None
+        return self.pooled.mean_kpa if self.ok else None
 
     @property
     def median_kpa(self) -> float | None:
-        return self.pooled.median_kpa if self.status == "ok" else None
+        return self.pooled.median_kpa if self.ok else None
 
-    def to_json(self) -> dict:
-        ok = self.status == "ok"
+    def stats_json(self) -> dict:
+        """The measurement part of result.json (kPa values left out when indeterminate)."""
+        ok = self.ok
         pooled = asdict(self.pooled)
         if not ok:
             pooled = {k: (v if k in ("pixels", "area_cm2") else None) for k, v in pooled.items()}
-        out = {
-            "status": self.status,
+        return {
+            "status": str(self.status),
             "mean_kpa": self.mean_kpa,
             "median_kpa": self.median_kpa,
             "roi_area_cm2": self.pooled.area_cm2,
@@ -110,12 +124,7 @@ class Measurement:
                 }
                 for s in self.slices
             ],
-            "exam": self.exam,
-            "software": {"name": "MREFibrosis", "version": self.software_version},
         }
-        if self.identifiers:
-            out["identifiers"] = dict(self.identifiers)
-        return out
 
 
 def measure_roi(
@@ -124,8 +133,14 @@ def measure_roi(
     preset: Preset | str | None = None,
     min_area_cm2: float = MIN_AREA_CM2,
     qc: QcSettings = QcSettings(),
+    liver: np.ndarray | None = None,
+    tta_agreement: float | None = None,
 ) -> Measurement:
-    """Measure exam stiffness over a boolean ROI on the exam grid (slices, rows, columns)."""
+    """Measure exam stiffness over a boolean ROI on the exam grid (slices, rows, columns).
+
+    `liver` (a liver-aware segmenter's predicted liver) and `tta_agreement` add the reader's checks
+    of an automatic ROI: enough confident liver, an ROI not only at the liver edge, a stable prediction.
+    """
     roi = np.asarray(roi)
     if roi.shape != exam.stiffness_kpa.shape:
         raise RoiError(f"ROI shape {roi.shape} differs from the elastogram {exam.stiffness_kpa.shape}; resample it onto the exam first.")
@@ -137,6 +152,8 @@ def measure_roi(
     locations = exam.geometry.slice_locations_mm
     flags: list[str] = []
     messages: list[str] = []
+    reason: str | None = None
+    reason_flag: str | None = None
 
     slices = []
     outside_total = 0
@@ -148,9 +165,7 @@ def measure_roi(
         if exam.confidence_valid is not None:
             outside = int((usable[k] & ~exam.confidence_valid[k]).sum())
         outside_total += outside
-        slices.append(
-            SliceMeasurement(k, round(float(locations[k]), 3), drawn, outside, compute_stats(exam.stiffness_kpa[k][usable[k]], area_px))
-        )
+        slices.append(SliceMeasurement(k, round(float(locations[k]), 3), drawn, outside, compute_stats(exam.stiffness_kpa[k][usable[k]], area_px)))
     pooled = compute_stats(exam.stiffness_kpa[usable], area_px)
 
     excluded = int(roi.sum() - usable.sum())
@@ -163,18 +178,24 @@ def measure_roi(
         flags.append(FLAG_OUTSIDE_CONFIDENCE)
         share = 100.0 * outside_total / max(1, pooled.pixels)
         messages.append(f"{outside_total} ROI pixels ({share:.1f} %) lie below {exam.confidence_threshold:.0%} confidence")
-    status = "ok"
+    status = Status.OK
     if pooled.area_cm2 < min_area_cm2:
         flags.append(FLAG_SMALL_AREA)
-        messages.append(f"valid ROI area {pooled.area_cm2:.2f} cm2 is under {min_area_cm2:g} cm2: indeterminate (technical failure)")
-        status = "indeterminate"
-    dark = dark_liver_reason(exam, usable, qc) if status == "ok" else None
+        reason = f"valid ROI area {pooled.area_cm2:.2f} cm2 is under {min_area_cm2:g} cm2: indeterminate (technical failure)"
+        messages.append(reason)
+        status, reason_flag = Status.INDETERMINATE, FLAG_SMALL_AREA
+    dark = dark_liver_reason(exam, usable, qc) if status is Status.OK else None
     if dark:
         flags.append(FLAG_DARK_LIVER)
         messages.append(dark)
-        status = "indeterminate"
+        reason, status, reason_flag = dark, Status.INDETERMINATE, FLAG_DARK_LIVER
+    for finding in segmentation_findings(exam, usable, liver, tta_agreement, qc):
+        flags.append(finding.flag)
+        messages.append(finding.message)
+        if finding.indeterminate and status is Status.OK:
+            reason, status, reason_flag = finding.message, Status.INDETERMINATE, finding.flag
     stage = None
-    if status == "ok":
+    if status is Status.OK:
         if exam.driver_frequency_hz is None:
             flags.append(FLAG_FREQ_UNKNOWN)
         stage, refusal = stage_for(pooled.mean_kpa, preset, exam.driver_frequency_hz)
@@ -190,6 +211,7 @@ def measure_roi(
         preset_citation=preset.citation,
         flags=flags,
         messages=messages,
-        exam=exam.summary(),
-        identifiers=dict(exam.identifiers),
+        reason=reason,
+        reason_flag=reason_flag,
+        liver_confident_cm2=round(confident_liver_cm2(exam, liver), 3) if liver is not None else None,
     )

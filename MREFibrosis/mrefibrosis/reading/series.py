@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from ..errors import DicomReadError, ExamNotFoundError
 from .dicom_files import is_dicomdir, read_header
-from .errors import DicomReadError, ExamNotFoundError
 
 GE_MRE_PRIVATE = (0x0019, 0x109C)  # "MR-Touch" on GE raw MRE series
 GE_DRIVER_PRIVATE = (0x0043, 0x10A2)  # [driver frequency Hz, number of phase offsets]
@@ -78,7 +78,12 @@ class SeriesInfo:
     @property
     def is_color(self) -> bool:
         return self.samples_per_pixel == 3 or self.photometric.upper() in {
-            "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR",
+            "RGB",
+            "YBR_FULL",
+            "YBR_FULL_422",
+            "YBR_ICT",
+            "YBR_RCT",
+            "PALETTE COLOR",
         }
 
     def matches(self, selector: str) -> bool:
@@ -227,7 +232,5 @@ def scan_folder(root: str | os.PathLike) -> ScanResult:
             entry.duplicates += 1
             continue
         entry.instances.append(InstanceRef(p, sop, _int_or_none(ds, "InstanceNumber")))
-    series_list = sorted(
-        by_series.values(), key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.series_uid)
-    )
+    series_list = sorted(by_series.values(), key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.series_uid))
     return ScanResult(root=root, series=series_list, skipped=skipped, files_seen=len(paths))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
-from .errors import UnitError
+from ..errors import UnitError
 
 UNIT_TO_KPA: dict[str, float] = {"Pa": 1e-3, "10Pa": 1e-2, "kPa": 1.0}
 UCUM_TO_KPA: dict[str, float] = {"pa": 1e-3, "kpa": 1.0, "hpa": 0.1, "dapa": 1e-2, "10.pa": 1e-2, "10pa": 1e-2, "mpa": 1e3}

@@ -14,17 +14,12 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
-from . import __version__
+from .. import __version__
+from ..results.dicom_uids import det_uid
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
-UID_PREFIX = "1.2.826.0.1.3680043.10.1447."  # pydicom-style prefix for derived UIDs
-
-
-def det_uid(*parts: object) -> str:
-    """A UID that is the same for the same parts: the same seed gives the same files."""
-    return generate_uid(prefix=UID_PREFIX, entropy_srcs=[str(p) for p in parts])
 
 
 @dataclass
@@ -216,14 +211,34 @@ def write_ge_exam(
     idx = list(range(n))
     derived = ["DERIVED", "SECONDARY", "PROCESSED"]
     driver = [(0x0043, "GEMS_PARM_01", 0xA2, "SS", [int(frequency_hz), int(offsets)])]
-    write_series(out_dir, ctx, stack, SeriesSpec(base * 100, "Stiffness", derived, stiffness_pa.astype(np.int16), idx, (4000, 8000), private=driver, image_comments="Stiffness"))
-    write_series(out_dir, ctx, stack, SeriesSpec(base * 100 + 7, "Confidence", derived, confidence_x1000.astype(np.int16), idx, (950, 100), private=driver, image_comments="Confidence"))
+    write_series(
+        out_dir,
+        ctx,
+        stack,
+        SeriesSpec(base * 100, "Stiffness", derived, stiffness_pa.astype(np.int16), idx, (4000, 8000), private=driver, image_comments="Stiffness"),
+    )
+    write_series(
+        out_dir,
+        ctx,
+        stack,
+        SeriesSpec(base * 100 + 7, "Confidence", derived, confidence_x1000.astype(np.int16), idx, (950, 100), private=driver, image_comments="Confidence"),
+    )
     if wave is not None:
         t = wave.shape[1]
         write_series(
-            out_dir, ctx, stack,
-            SeriesSpec(base * 100 + 5, "Shear Wave", derived, wave.reshape((-1,) + wave.shape[2:]).astype(np.int16),
-                       [k for k in range(n) for _ in range(t)], (0, 10000), private=driver, image_comments="Shear Wave"),
+            out_dir,
+            ctx,
+            stack,
+            SeriesSpec(
+                base * 100 + 5,
+                "Shear Wave",
+                derived,
+                wave.reshape((-1,) + wave.shape[2:]).astype(np.int16),
+                [k for k in range(n) for _ in range(t)],
+                (0, 10000),
+                private=driver,
+                image_comments="Shear Wave",
+            ),
         )
     if magnitude is not None and phase_mrad is not None:
         # Raw series: all phase images first (offsets per slice), then all magnitude images.
@@ -232,9 +247,10 @@ def write_ge_exam(
         slices = [k for k in range(n) for _ in range(phase_mrad.shape[1])]
         raw = [(0x0019, "GEMS_ACQU_01", 0x9C, "LO", "MR-Touch")] + driver
         write_series(
-            out_dir, ctx, stack,
-            SeriesSpec(base * 100 + 1, "MRE 60Hz", ["ORIGINAL", "PRIMARY", "OTHER"], np.concatenate([phase_imgs, mag_imgs]),
-                       slices + slices, private=raw),
+            out_dir,
+            ctx,
+            stack,
+            SeriesSpec(base * 100 + 1, "MRE 60Hz", ["ORIGINAL", "PRIMARY", "OTHER"], np.concatenate([phase_imgs, mag_imgs]), slices + slices, private=raw),
         )
 
 
@@ -262,14 +278,34 @@ def write_siemens_exam(
     idx = list(range(n))
     if magnitude is not None:
         t = magnitude.shape[1]
-        write_series(out_dir, ctx, stack, SeriesSpec(10, names["magnitude"], ["ORIGINAL", "PRIMARY", "M", "ND"],
-                     magnitude.reshape((-1,) + magnitude.shape[2:]).astype(np.uint16), [k for k in range(n) for _ in range(t)],
-                     sequence_name="*greMR2d1_60"))
+        write_series(
+            out_dir,
+            ctx,
+            stack,
+            SeriesSpec(
+                10,
+                names["magnitude"],
+                ["ORIGINAL", "PRIMARY", "M", "ND"],
+                magnitude.reshape((-1,) + magnitude.shape[2:]).astype(np.uint16),
+                [k for k in range(n) for _ in range(t)],
+                sequence_name="*greMR2d1_60",
+            ),
+        )
     if phase is not None:
         t = phase.shape[1]
-        write_series(out_dir, ctx, stack, SeriesSpec(11, names["phase"], ["ORIGINAL", "PRIMARY", "P", "ND"],
-                     phase.reshape((-1,) + phase.shape[2:]).astype(np.uint16), [k for k in range(n) for _ in range(t)],
-                     sequence_name="*greMR2d1_60"))
+        write_series(
+            out_dir,
+            ctx,
+            stack,
+            SeriesSpec(
+                11,
+                names["phase"],
+                ["ORIGINAL", "PRIMARY", "P", "ND"],
+                phase.reshape((-1,) + phase.shape[2:]).astype(np.uint16),
+                [k for k in range(n) for _ in range(t)],
+                sequence_name="*greMR2d1_60",
+            ),
+        )
     derived = ["DERIVED", "PRIMARY", "OTHER"]
     write_series(out_dir, ctx, stack, SeriesSpec(13, names["elastogram"], derived, elastogram_10pa.astype(np.uint16), idx, (400, 800)))
     if masked_10pa is not None:

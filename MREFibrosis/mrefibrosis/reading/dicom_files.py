@@ -17,7 +17,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from .errors import DicomReadError, PixelDataError
+from ..errors import DicomReadError, PixelDataError
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
@@ -66,8 +66,7 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
             _ = [elem.tag for elem in ds]
     except InvalidDicomError:
         raise DicomReadError(
-            f"{path.name}: not a DICOM Part 10 file (no 'DICM' preamble); "
-            "skip it, or re-export the series from the scanner or PACS as DICOM files."
+            f"{path.name}: not a DICOM Part 10 file (no 'DICM' preamble); skip it, or re-export the series from the scanner or PACS as DICOM files."
         ) from None
     except RecursionError:
         raise DicomReadError(f"{path.name}: DICOM sequences nested too deeply; the file is corrupt or hostile.") from None
@@ -114,13 +113,9 @@ def expected_pixel_count(ds: Dataset, limits: PixelLimits = PixelLimits()) -> tu
     if rows <= 0 or cols <= 0 or frames <= 0 or samples <= 0:
         raise PixelDataError("non-positive Rows, Columns, NumberOfFrames or SamplesPerPixel.")
     if rows > limits.max_rows_or_columns or cols > limits.max_rows_or_columns:
-        raise PixelDataError(
-            f"image of {rows} x {cols} exceeds the {limits.max_rows_or_columns}-pixel cap; not an MRE image."
-        )
+        raise PixelDataError(f"image of {rows} x {cols} exceeds the {limits.max_rows_or_columns}-pixel cap; not an MRE image.")
     if rows * cols * frames * samples > limits.max_pixels:
-        raise PixelDataError(
-            f"image would decode to {rows * cols * frames * samples} values, over the cap of {limits.max_pixels}."
-        )
+        raise PixelDataError(f"image would decode to {rows * cols * frames * samples} values, over the cap of {limits.max_pixels}.")
     return rows, cols, frames, samples
 
 
@@ -171,8 +166,7 @@ def decode_pixels(ds: Dataset, limits: PixelLimits = PixelLimits()) -> np.ndarra
         have = len(ds.PixelData or b"")
         if have < needed:
             raise PixelDataError(
-                f"pixel data holds {have} bytes but Rows x Columns x Frames needs {needed}; "
-                "the file is truncated or its header is wrong; re-export it."
+                f"pixel data holds {have} bytes but Rows x Columns x Frames needs {needed}; the file is truncated or its header is wrong; re-export it."
             )
     if compressed and not _decoder_available(ts_uid):
         raise PixelDataError(_missing_decoder_hint(ts_uid))

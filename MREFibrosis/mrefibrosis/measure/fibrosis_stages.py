@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import StagingError
+from ..errors import StagingError
 
 DEFAULT_PRESET = "seed"
 

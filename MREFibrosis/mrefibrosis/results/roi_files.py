@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MREFibrosisError, RoiError
-from .geometry import Geometry
+from ..errors import MREFibrosisError, RoiError
+from ..reading.geometry import Geometry
 
 LIVER_SCT = "10200004"
 ROI_SEGMENT_ID = "mre_liver_roi"
@@ -109,7 +109,9 @@ def read_nrrd_roi(path: Path) -> RoiVolume:
     if "space directions" not in header:
         raise RoiError(f"{path.name}: NRRD without 'space directions'; the ROI has no position and cannot be aligned.")
     directions = header["space directions"]
-    spatial = [a for a, d in enumerate(directions) if d is not None and not (isinstance(d, float) and np.isnan(d)) and not np.all(np.isnan(np.asarray(d, dtype=float)))]
+    spatial = [
+        a for a, d in enumerate(directions) if d is not None and not (isinstance(d, float) and np.isnan(d)) and not np.all(np.isnan(np.asarray(d, dtype=float)))
+    ]
     if len(spatial) != 3 or data.ndim not in (3, 4):
         raise RoiError(f"{path.name}: expected a 3D labelmap or a Slicer segmentation, found {data.ndim} axes.")
     layer, label, seg_id = _pick_segment(header)
@@ -140,7 +142,7 @@ def read_nifti_roi(path: Path) -> RoiVolume:
 
 def read_dicom_seg_roi(path: Path, slice_step_mm: float) -> list[RoiVolume]:
     """Each frame of the chosen segment becomes a one-slice volume, thick as the elastogram step."""
-    from .dicom_files import read_pixels
+    from ..reading.dicom_files import read_pixels
 
     ds, frames = read_pixels(path)
     if str(ds.get("SOPClassUID", "")) != "1.2.840.10008.5.1.4.1.1.66.4":
@@ -210,8 +212,9 @@ def read_roi(path: str | os.PathLike, geometry: Geometry) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- writing
 
 
-def write_seg_nrrd(path: str | os.PathLike, roi: np.ndarray, geometry: Geometry, color=(0.86, 0.38, 0.2),
-                   segment: tuple[str, str] = (ROI_SEGMENT_ID, ROI_SEGMENT_NAME)) -> None:
+def write_seg_nrrd(
+    path: str | os.PathLike, roi: np.ndarray, geometry: Geometry, color=(0.86, 0.38, 0.2), segment: tuple[str, str] = (ROI_SEGMENT_ID, ROI_SEGMENT_NAME)
+) -> None:
     """Write a Slicer segmentation (one binary labelmap segment, id and name `segment`) on the exam's
     regular grid."""
     import nrrd
