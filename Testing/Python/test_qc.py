@@ -116,3 +116,15 @@ def test_no_wave_exam_is_indeterminate(tmp_path):
     roi = liver & exam.confidence_valid
     m = measure_roi(exam, roi, "seed", liver=liver)
     assert m.status == "indeterminate" and m.mean_kpa is None and m.reason
+
+
+def test_dark_liver_is_judged_on_the_predicted_liver_when_there_is_one(tmp_path):
+    """An ROI on bright false patches passes the ROI-only check; the whole (dark) liver does not."""
+    exam, liver = _exam_and_liver(tmp_path, "iron_overload", "ge")
+    bright = exam.valid & ~liver & (exam.magnitude > np.percentile(exam.magnitude[exam.valid], 60))
+    roi = np.zeros_like(bright)
+    k = int(np.argmax(bright.sum((1, 2))))
+    roi[k] = bright[k]
+    assert measure_roi(exam, roi, "seed").status == "ok"
+    m = measure_roi(exam, roi, "seed", liver=liver)
+    assert m.status == "indeterminate" and m.reason_flag == FLAG_DARK_LIVER

@@ -184,7 +184,9 @@ def measure_roi(
         reason = f"valid ROI area {pooled.area_cm2:.2f} cm2 is under {min_area_cm2:g} cm2: indeterminate (technical failure)"
         messages.append(reason)
         status, reason_flag = Status.INDETERMINATE, FLAG_SMALL_AREA
-    dark = dark_liver_reason(exam, usable, qc) if status is Status.OK else None
+    # the whole predicted liver when there is one: on an iron-overloaded liver the ROI may sit on false
+    # confident patches that are not dark themselves, while the liver as a whole is
+    dark = dark_liver_reason(exam, liver if liver is not None and liver.any() else usable, qc) if status is Status.OK else None
     if dark:
         flags.append(FLAG_DARK_LIVER)
         messages.append(dark)
