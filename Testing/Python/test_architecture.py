@@ -130,3 +130,14 @@ def test_every_public_name_resolves(package):
     mod = importlib.import_module(f"mrefibrosis.{package}")
     for name in mod.__all__:
         assert getattr(mod, name) is not None, f"mrefibrosis.{package}.{name}"
+
+
+def test_the_command_line_starts_without_torch():
+    """Every command builds the full parser; describing the train options must not load torch
+    (about 1.5 s of every `inspect` or `measure --roi` call)."""
+    import subprocess
+    import sys
+
+    code = "import sys, mrefibrosis.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-UNET_RESNEXT50 = "unet_resnext50_32x4d"
-UNET_CLASSIC = "unet_classic"
-ARCHITECTURES = (UNET_RESNEXT50, UNET_CLASSIC)
+from .architecture_names import ARCHITECTURES, UNET_CLASSIC, UNET_RESNEXT50
+
+__all__ = ["ARCHITECTURES", "UNET_CLASSIC", "UNET_RESNEXT50", "ClassicUNet", "build_model"]
 
 
 class _DoubleConv(nn.Sequential):

@@ -4,8 +4,6 @@ patterns of other periods, widths and phases as different scanners and viewers d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,22 +11,10 @@ import torch.nn.functional as F
 from ..model.model_file import Preprocessing
 from ..model.preprocess import to_model_size
 from ..reading.hatch import draw_hatch
+from .augment_config import AugmentConfig
 from .slices import ExamSlices
 
-
-@dataclass
-class AugmentConfig:
-    rotate_deg: float = 10.0
-    scale: tuple[float, float] = (0.9, 1.1)
-    shift_fraction: float = 0.06
-    stiffness_scale: tuple[float, float] = (0.75, 1.3)
-    gamma: tuple[float, float] = (0.8, 1.25)
-    noise_sd: float = 0.02
-    hatch_periods: tuple[int, ...] = (5, 6, 7, 8, 9, 10, 12)
-    hatch_widths: tuple[int, ...] = (1, 1, 2)
-    hatch_value: tuple[float, float] = (0.85, 1.0)
-    cross_probability: float = 0.7
-    magnitude_dropout: float = 0.3  # share of slices trained without their magnitude image (all zeros)
+__all__ = ["AugmentConfig", "batch_tensors", "random_affine", "render_slice", "target_maps"]
 
 
 def render_slice(ex: ExamSlices, s: int, pre: Preprocessing, rng: np.random.Generator | None, aug: AugmentConfig | None) -> np.ndarray:

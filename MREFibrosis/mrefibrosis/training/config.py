@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..errors import MREFibrosisError
-from ..model.architectures import ARCHITECTURES, UNET_RESNEXT50
-from .augment import AugmentConfig
+from ..model.architecture_names import ARCHITECTURES, UNET_RESNEXT50
+from .augment_config import AugmentConfig
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TRAIN_INPUTS = ("elastogram", "elastogram+magnitude")
