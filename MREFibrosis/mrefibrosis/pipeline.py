@@ -26,7 +26,7 @@ from .results.exam_result import CSV_COLUMNS, ExamResult, Provenance, RoiKind, R
 from .results.roi_files import read_roi, write_seg_nrrd
 from .results.staged_files import staged_outputs
 
-__all__ = ["CSV_COLUMNS", "ExamResult", "ExamSegmenter", "process_exam", "process_many", "write_results", "measurements_csv"]
+__all__ = ["CSV_COLUMNS", "ExamResult", "ExamSegmenter", "process_exam", "process_many", "write_results"]
 
 
 @runtime_checkable
@@ -127,10 +127,6 @@ def process_many(
         return result
 
     yield from for_each_exam(find_exams(paths, options), out_dir, options, measure_and_write)
-
-
-def measurements_csv(result: ExamResult) -> str:
-    return result.csv_text()
 
 
 def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identifiers: bool = False, dicom: bool = False) -> list[Path]:

@@ -13,8 +13,17 @@ import numpy as np
 from ..errors import RoiError
 from ..reading.exam import Exam
 from .fibrosis_stages import Preset, get_preset, stage_for
-from .qc import FLAG_DARK_LIVER, QcSettings, confident_liver_cm2, dark_liver_reason, segmentation_findings
-from .status import WARNING_FLAGS, Status, status_text
+from .qc import (
+    FLAG_DARK_LIVER,
+    FLAG_LIVER_EDGE,
+    FLAG_SMALL_CONFIDENT_LIVER,
+    FLAG_TTA,
+    QcSettings,
+    confident_liver_cm2,
+    dark_liver_reason,
+    segmentation_findings,
+)
+from .status import Status, status_text
 
 MIN_AREA_CM2 = 1.0
 
@@ -24,6 +33,21 @@ FLAG_SMALL_AREA = "roi_area_below_minimum"
 FLAG_NO_CONFIDENCE = "no_confidence_data"
 FLAG_FREQ_UNKNOWN = "driver_frequency_unknown"
 FLAG_STAGE_REFUSED = "stage_refused_frequency"
+
+# Flags that leave the number standing but deserve a look; every other flag comes with indeterminate
+# or is a QC finding that decides for itself (a small confident liver is either).
+WARNING_FLAGS = frozenset(
+    {
+        FLAG_OUTSIDE_CONFIDENCE,
+        FLAG_INVALID_EXCLUDED,
+        FLAG_NO_CONFIDENCE,
+        FLAG_FREQ_UNKNOWN,
+        FLAG_STAGE_REFUSED,
+        FLAG_LIVER_EDGE,
+        FLAG_TTA,
+        FLAG_SMALL_CONFIDENT_LIVER,
+    }
+)
 
 
 @dataclass
