@@ -11,4 +11,11 @@ if [ "$rc" = 5 ]; then
   echo "error: pytest collected no tests" >&2
   exit 1
 fi
+[ "$rc" = 0 ] || exit "$rc"
+# Slicer 5.12 compatibility run: Python 3.12 with Slicer's bundled package versions, no torch
+if [ -z "${MREFIBROSIS_SKIP_COMPAT:-}" ] && [ "$#" = 0 ]; then
+  echo "== Slicer 5.12 compatibility run (Python 3.12, Slicer's bundled packages) =="
+  bash scripts/compat_slicer512.sh
+  rc=$?
+fi
 exit "$rc"

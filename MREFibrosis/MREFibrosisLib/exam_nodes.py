@@ -14,8 +14,10 @@ import vtk
 from mrefibrosis.reading.exam import Exam
 from mrefibrosis.reading.geometry import Geometry
 
+from .exam_identity import ATTR
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-ATTR = "MREFibrosis."
+
 INVALID, LOW_CONFIDENCE, CONFIDENT, NO_CONFIDENCE_DATA = 0, 1, 2, 3
 
 

@@ -1,13 +1,15 @@
 """MREFibrosis logic: load an exam, Segment, Compute, Export, on a scene passed in.
 
 No Qt here, so the same code runs in Slicer and in pytest against real MRML (slicer-core). The
-numbers come from the engine's `process_exam`, the path of the CLI and the PACS worker, so they agree.
+numbers come from the engine's `process_exam`, the path of the CLI and the PACS worker, so they
+agree. Every result, ROI and background job is tied to the exam it was made for (exam_identity).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import slicer
@@ -18,9 +20,16 @@ from mrefibrosis.pipeline import ExamResult, process_exam, write_results
 from mrefibrosis.reading.exam_loader import ReadOptions, read_exam
 from mrefibrosis.results.roi_files import read_roi
 
-from .exam_nodes import ATTR, add_volume, exam_from_nodes, validity_array
+from .dicom_database import stage_study_folder, study_files_for_volume
+from .exam_identity import ATTR, ExamIdentity, ExamMismatchError, identity_of, require_engine_stiffness, require_same_exam
+from .exam_nodes import add_volume, exam_from_nodes, validity_array
+from .export_support import dicom_export_problem
+from .process_runner import ProcessRunner, RunnerUpdate, RunState, engine_environment, python_interpreter
 from .segment_nodes import find_roi_segment, segment_mask, set_roi_segment
 from .table_nodes import fill_table
+
+OWNER = ATTR + "StiffnessNodeID"  # on segmentation and table nodes: the stiffness volume they belong to
+ROI_REFERENCE = ATTR + "roi"  # from a stiffness volume to its own segmentation node
 
 
 def _sh_item(sh, node) -> int:
@@ -35,14 +44,47 @@ class ExamNodes:
     validity: object  # vtkMRMLLabelMapVolumeNode
     magnitude: object | None
     study_item: int  # subject hierarchy item of the exam
+    note: str = ""  # what the panel should tell the user about how the exam was loaded
+
+
+@dataclass
+class ComputedResult:
+    """A Compute result with the exam it was computed on."""
+
+    identity: ExamIdentity
+    result: ExamResult
+    table_node_id: str
+
+
+@dataclass
+class ExportOutcome:
+    written: list[Path]
+    note: str = ""  # e.g. why DICOM results were not written on this Python stack
+
+
+@dataclass
+class SegmentJob:
+    """A background `mrefibrosis segment` for one exam; its ROI lands on that exam whatever is selected later."""
+
+    identity: ExamIdentity
+    runner: ProcessRunner
+    out_dir: Path
+    updates: list[str] = field(default_factory=list)
+
+    def poll(self) -> RunnerUpdate:
+        return self.runner.poll()
+
+    @property
+    def roi_file(self) -> Path:
+        return self.out_dir / "roi.seg.nrrd"
 
 
 class MREFibrosisLogic:
-    """Holds loaded segmenters (one per model/device/precision) between button presses."""
+    """Holds loaded segmenters and the Compute results per exam between button presses."""
 
     def __init__(self):
         self._segmenters: dict = {}
-        self.last_result: ExamResult | None = None
+        self.results: dict[str, ComputedResult] = {}  # by stiffness node ID
 
     # ------------------------------------------------------------------ load
     def load_exam(self, scene, folder: str | os.PathLike, options: ReadOptions = ReadOptions()) -> ExamNodes:
@@ -51,11 +93,14 @@ class MREFibrosisLogic:
         m = exam.geometry.ijk_to_lps()
         base = f"MRE {exam.exam_key[:8]}"
         stiffness = add_volume(scene, exam.stiffness_kpa, m, f"{base} stiffness (kPa)")
+        header = exam.source_headers[0] if exam.source_headers else None
         for key, value in (
             ("ExamKey", exam.exam_key),
             ("Vendor", exam.vendor),
             ("UnitSource", exam.unit_source),
             ("SourceFolder", str(Path(folder).resolve())),
+            ("StudyInstanceUID", str(getattr(header, "StudyInstanceUID", "") or "")),
+            ("SeriesInstanceUID", str(getattr(header, "SeriesInstanceUID", "") or "")),
             ("Role", "stiffness"),
         ):
             stiffness.SetAttribute(ATTR + key, value)
@@ -73,11 +118,38 @@ class MREFibrosisLogic:
         for node in (stiffness, validity, magnitude):
             if node is not None:
                 sh.SetItemParent(_sh_item(sh, node), study)
-        return ExamNodes(stiffness, validity, magnitude, study)
+        return ExamNodes(stiffness, validity, magnitude, study, note=f"stiffness unit: {exam.unit_source}")
+
+    def load_from_dicom_database(self, scene, volume_node, database, staging_root=None) -> ExamNodes:
+        """Read the study of a volume loaded by Slicer's DICOM browser with the engine's unit logic."""
+        files, series_uid = study_files_for_volume(volume_node, database)
+        folder = stage_study_folder(files, staging_root)
+        nodes = self.load_exam(scene, folder, ReadOptions(stiffness_series=series_uid))
+        nodes.note = f"'{volume_node.GetName()}' holds stored DICOM values; measured instead: the engine's reading of its series ({nodes.note})"
+        return nodes
 
     @staticmethod
     def validity_node_for(stiffness_node):
         return stiffness_node.GetNodeReference(ATTR + "validity")
+
+    # ------------------------------------------------------------------ segmentation nodes
+    def segmentation_for(self, scene, stiffness_node, candidate=None):
+        """The segmentation node that holds this exam's ROI: the candidate unless it belongs to
+        another exam, else the exam's own (created once and kept), so one exam's Segment never
+        overwrites another exam's ROI."""
+        owner_id = stiffness_node.GetID()
+        if candidate is not None and candidate.GetAttribute(OWNER) in (None, "", owner_id):
+            node = candidate
+        else:
+            node = stiffness_node.GetNodeReference(ROI_REFERENCE)
+            if node is None:
+                node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{stiffness_node.GetName()} ROI")
+                node.CreateDefaultDisplayNodes()
+                sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+                sh.SetItemParent(_sh_item(sh, node), sh.GetItemParent(_sh_item(sh, stiffness_node)))
+        node.SetAttribute(OWNER, owner_id)
+        stiffness_node.SetNodeReferenceID(ROI_REFERENCE, node.GetID())
+        return node
 
     # ------------------------------------------------------------------ segment
     def segmenter(self, model_path=None, device: str = "auto", precision: str = "auto"):
@@ -88,69 +160,115 @@ class MREFibrosisLogic:
             self._segmenters[key] = Segmenter(model_path, device=device, precision=precision)
         return self._segmenters[key]
 
-    def _segmentation_node(self, scene, stiffness_node, segmentation_node):
-        if segmentation_node is None:
-            segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{stiffness_node.GetName()} ROI")
-            segmentation_node.CreateDefaultDisplayNodes()
-            sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
-            parent = sh.GetItemParent(_sh_item(sh, stiffness_node))
-            sh.SetItemParent(_sh_item(sh, segmentation_node), parent)
-        return segmentation_node
-
     def segment(self, scene, stiffness_node, validity_node=None, segmentation_node=None, model_path=None, device="auto", precision="auto"):
-        """Run the segmenter in this process and write (or replace) the ROI segment."""
+        """Run the segmenter in this process (scripts and tests; the panel uses start_segment)."""
+        require_engine_stiffness(stiffness_node)
         validity_node = validity_node or self.validity_node_for(stiffness_node)
         exam = exam_from_nodes(stiffness_node, validity_node)
         roi = self.segmenter(model_path, device, precision)(exam)
-        node = self._segmentation_node(scene, stiffness_node, segmentation_node)
+        node = self.segmentation_for(scene, stiffness_node, segmentation_node)
         set_roi_segment(node, roi, exam.geometry.ijk_to_lps(), stiffness_node)
         return node
 
     def import_roi_file(self, scene, stiffness_node, roi_file, segmentation_node=None):
         """Load an ROI file (e.g. written by a background `mrefibrosis segment`) as the ROI segment."""
+        require_engine_stiffness(stiffness_node)
         exam = exam_from_nodes(stiffness_node, self.validity_node_for(stiffness_node))
         roi = read_roi(roi_file, exam.geometry)
-        node = self._segmentation_node(scene, stiffness_node, segmentation_node)
+        node = self.segmentation_for(scene, stiffness_node, segmentation_node)
         set_roi_segment(node, roi, exam.geometry.ijk_to_lps(), stiffness_node)
         return node
 
     @staticmethod
-    def segment_command(stiffness_node, out_dir, model_path=None, device="auto") -> list[str]:
-        """Arguments of a child `mrefibrosis segment` run, so long work never blocks the GUI."""
-        folder = stiffness_node.GetAttribute(ATTR + "SourceFolder")
-        if not folder:
-            raise ValueError("this volume was not loaded with 'Load MRE exam from folder'; use Segment in this process instead.")
-        cmd = ["-m", "mrefibrosis", "segment", folder, "--out", str(out_dir), "--device", device, "--study", stiffness_node.GetAttribute(ATTR + "ExamKey")]
+    def segment_arguments(identity: ExamIdentity, out_dir, model_path=None, device: str = "auto") -> list[str]:
+        """Arguments after the interpreter of a child `mrefibrosis segment` for exactly this exam."""
+        if not identity.source_folder:
+            raise ValueError("this volume has no source folder; load the exam with 'Load MRE exam from folder'.")
+        cmd = ["-m", "mrefibrosis", "segment", identity.source_folder, "--out", str(out_dir), "--device", device, "--progress"]
+        if identity.exam_key:
+            cmd += ["--study", identity.exam_key]
+        if identity.series_uid:
+            cmd += ["--stiffness-series", identity.series_uid]
         if model_path:
             cmd += ["--model", str(model_path)]
         return cmd
 
+    def start_segment(self, stiffness_node, model_path=None, device: str = "auto", work_dir=None, interpreter: str | None = None) -> SegmentJob:
+        """Start the segmenter in a child process (the GUI stays responsive and can cancel)."""
+        identity = identity_of(stiffness_node)
+        out_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="mrefibrosis-segment-"))
+        argv = [interpreter or python_interpreter(), *self.segment_arguments(identity, out_dir, model_path, device)]
+        runner = ProcessRunner(argv, env=engine_environment())
+        runner.start()
+        return SegmentJob(identity, runner, out_dir)
+
+    def finish_segment(self, scene, job: SegmentJob, segmentation_node=None):
+        """Import a finished job's ROI into the exam it was started for; refuse if that exam is gone."""
+        if job.runner.state is not RunState.SUCCEEDED:
+            raise RuntimeError(job.runner.error_line() if job.runner.state is RunState.FAILED else f"segmentation {job.runner.state.value}")
+        node = scene.GetNodeByID(job.identity.node_id)
+        if node is None:
+            raise ExamMismatchError(f"{job.identity.describe()} was closed before its segmentation ended; nothing was imported.")
+        require_same_exam(job.identity, node, "Importing the segmentation")
+        if not job.roi_file.exists():
+            raise RuntimeError("the segmenter wrote no ROI file; see the log.")
+        return self.import_roi_file(scene, node, job.roi_file, segmentation_node)
+
     # ------------------------------------------------------------------ compute / export
     def compute(self, scene, stiffness_node, segmentation_node, validity_node=None, preset="seed", table_node=None, min_area_cm2: float = MIN_AREA_CM2):
         """Measure the ROI segment as edited now, on the stored kPa values; fill a table node."""
+        identity = identity_of(stiffness_node)
+        owner = segmentation_node.GetAttribute(OWNER)
+        if owner and owner != identity.node_id:
+            raise ExamMismatchError(f"this ROI belongs to volume {owner}, not to {identity.describe()}: select that exam's segmentation, or Segment this exam.")
         validity_node = validity_node or self.validity_node_for(stiffness_node)
         exam = exam_from_nodes(stiffness_node, validity_node)
         segment_id = find_roi_segment(segmentation_node)
         roi = segment_mask(segmentation_node, segment_id, stiffness_node)
         result = process_exam(exam, preset=get_preset(preset), min_area_cm2=min_area_cm2, roi_mask=roi, roi_name=segment_id)
-        if table_node is None:
+        if table_node is None or table_node.GetAttribute(OWNER) not in (None, "", identity.node_id):
             table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{stiffness_node.GetName()} measurements")
+        table_node.SetAttribute(OWNER, identity.node_id)
         fill_table(table_node, result)
-        self.last_result = result
-        return self.last_result, table_node
+        self.results[identity.node_id] = ComputedResult(identity, result, table_node.GetID())
+        return result, table_node
 
-    def export(self, out_dir, result: ExamResult | None = None, stiffness_node=None, dicom: bool = False) -> list[Path]:
-        """measurements.csv, result.json and roi.seg.nrrd in the CLI's format; with dicom, also
-        SEG + SR + overlay, for exams loaded from their DICOM folder."""
-        result = result or self.last_result
-        if result is None:
-            raise ValueError("nothing to export yet: press Compute first.")
+    def result_for(self, stiffness_node) -> ComputedResult:
+        """The last Compute result of this exam, refused if the volume changed since."""
+        if stiffness_node is None:
+            raise ValueError("select the exam to export first.")
+        record = self.results.get(stiffness_node.GetID())
+        if record is None:
+            raise ValueError(f"nothing computed for '{stiffness_node.GetName()}' yet: press Compute first.")
+        require_same_exam(record.identity, stiffness_node, "Export")
+        return record
+
+    def export(self, out_dir, stiffness_node, dicom: bool = False) -> ExportOutcome:
+        """measurements.csv, result.json and roi.seg.nrrd of this exam's Compute in the CLI's format;
+        with dicom, also SEG + SR + overlay referencing this exam's own DICOM series."""
+        record = self.result_for(stiffness_node)
+        result = record.result
+        note = ""
         if dicom:
-            folder = stiffness_node.GetAttribute(ATTR + "SourceFolder") if stiffness_node is not None else None
-            if not folder:
-                raise ValueError("DICOM export needs an exam loaded with 'Load MRE exam from folder'.")
-            source = read_exam(folder, ReadOptions(study=stiffness_node.GetAttribute(ATTR + "ExamKey")))
-            if source.stiffness_kpa.shape != result.exam.stiffness_kpa.shape:
-                raise ValueError("the volume no longer matches its DICOM series; load the exam again.")
-            result.exam.source_headers = source.source_headers
-        return write_results(result, out_dir, dicom=dicom)
+            note = dicom_export_problem() or ""
+            if note:
+                dicom = False
+            else:
+                result.exam.source_headers = self._source_headers(record.identity, result)
+        written = write_results(result, out_dir, dicom=dicom)
+        if note:
+            note += "; measurements.csv, result.json and roi.seg.nrrd were written."
+        return ExportOutcome(written, note)
+
+    @staticmethod
+    def _source_headers(identity: ExamIdentity, result: ExamResult) -> list:
+        if not identity.source_folder:
+            raise ValueError("DICOM export needs an exam loaded with 'Load MRE exam from folder'.")
+        options = ReadOptions(study=identity.exam_key or None, stiffness_series=identity.series_uid or None)
+        source = read_exam(identity.source_folder, options)
+        header = source.source_headers[0] if source.source_headers else None
+        if source.stiffness_kpa.shape != result.exam.stiffness_kpa.shape or (
+            identity.study_uid and str(getattr(header, "StudyInstanceUID", "")) != identity.study_uid
+        ):
+            raise ExamMismatchError("the DICOM folder no longer holds this exam's series; load the exam again.")
+        return source.source_headers

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("segment", help="segment the liver ROI of exams with a model file")
     p.add_argument("study", metavar="STUDY", nargs="+", help="folder(s) (searched recursively) holding MRE exams")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for roi.seg.nrrd and segmentation.json (DIR/<exam key>/ for several exams)")
+    p.add_argument("--progress", action="store_true", help="print 'progress FRACTION MESSAGE' lines on stdout (for the Slicer panel and other front ends)")
     _add_model_options(p)
     _add_read_options(p)
 
@@ -326,11 +327,19 @@ def cmd_segment(args) -> int:
     from .results.roi_files import write_seg_nrrd
     from .results.staged_files import staged_outputs
 
+    def progress(fraction: float, message: str) -> None:
+        if args.progress:
+            print(f"progress {fraction:.3f} {message}", flush=True)
+
     options = _read_options(args)
+    progress(0.0, "finding the exam")
     exams = find_exams(args.study, options)
+    progress(0.1, "loading the model")
     seg = _segmenter(args)
+    done = 0
 
     def segment_and_write(exam, target):
+        progress(0.2 + 0.75 * done / len(exams), f"segmenting exam {done + 1} of {len(exams)}")
         s = seg.segment(exam)
         area = float(s.roi.sum() * exam.geometry.pixel_area_mm2 / 100.0)
         info = {"exam_key": exam.exam_key, "roi_area_cm2": area, "tta_agreement": s.tta_agreement, "seconds": round(s.seconds, 3), "model": seg.describe()}
@@ -341,6 +350,7 @@ def cmd_segment(args) -> int:
 
     failed = 0
     for outcome in for_each_exam(exams, args.out, options, segment_and_write):
+        done += 1
         if outcome.error:
             failed += 1
             print(f"error: exam {outcome.exam_key}: {outcome.error}", file=sys.stderr)
@@ -348,6 +358,7 @@ def cmd_segment(args) -> int:
         info = outcome.result
         tta = f", TTA agreement {info['tta_agreement']:.3f}" if info["tta_agreement"] is not None else ""
         log.info("exam %s: ROI %.2f cm2%s -> %s", outcome.exam_key, info["roi_area_cm2"], tta, outcome.out_dir)
+    progress(1.0, "done")
     return 2 if failed else 0
 
 

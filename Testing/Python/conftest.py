@@ -18,3 +18,38 @@ def ge_exam(tmp_path_factory):
 @pytest.fixture(scope="session")
 def siemens_exam(tmp_path_factory):
     return make_siemens_exam(tmp_path_factory.mktemp("siemens"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """(model file, exam folders): a small U-Net trained on a few synthetic exams (needs torch)."""
+    pytest.importorskip("torch")
+    from model_fixtures import train_tiny_model
+
+    return train_tiny_model(tmp_path_factory.mktemp("tiny_slicer"), seed=1)
+
+
+@pytest.fixture()
+def scene(monkeypatch):
+    """A scene with the application and module logics Slicer would register (as trame-slicer does)."""
+    from types import SimpleNamespace
+
+    import slicer
+
+    s = slicer.vtkMRMLScene()
+    app = slicer.vtkSlicerApplicationLogic()
+    app.SetMRMLScene(s)
+    app.GetColorLogic().SetMRMLScene(s)
+    app.GetColorLogic().AddDefaultColorNodes()
+    logics = {}
+    for name, cls in (("volumes", slicer.vtkSlicerVolumesLogic), ("segmentations", slicer.vtkSlicerSegmentationsModuleLogic)):
+        logic = cls()
+        logic.SetMRMLApplicationLogic(app)
+        logic.SetMRMLScene(s)
+        app.SetModuleLogic(name.capitalize(), logic)
+        logics[name] = SimpleNamespace(logic=lambda logic=logic: logic)
+    # Slicer's array helpers use the global scene and module logics, as inside the application
+    monkeypatch.setattr(slicer, "mrmlScene", s, raising=False)
+    monkeypatch.setattr(slicer, "modules", SimpleNamespace(**logics), raising=False)
+    yield s
+    s.Clear(1)

@@ -103,3 +103,15 @@ def test_failed_run_leaves_previous_results_and_no_partial_files(tmp_path, ge_ex
     bad.write_bytes(b"garbage")
     assert main(["-q", "measure", str(ge_exam.path), "--out", str(out), "--roi", str(bad)]) == 2
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_segmenter_without_torch_says_what_to_install(tmp_path, ge_exam, monkeypatch, capsys):
+    """Slicer's Python before the PyTorch extension: one line saying what to install, no internal error."""
+    from mrefibrosis.model.inference import default_model_path
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    code = main(["measure", str(ge_exam.path), "--out", str(tmp_path / "o"), "--model", str(default_model_path())])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error:")
+    assert "torch" in err and "--roi" in err
+    assert not (tmp_path / "o").exists()

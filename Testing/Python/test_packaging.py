@@ -58,3 +58,36 @@ def test_extension_metadata():
     assert 'set(EXTENSION_DEPENDS "PyTorch")' in text
     assert text.index("find_package(Slicer") < text.index("add_subdirectory(MREFibrosis)") < text.index("Slicer_EXTENSION_CPACK")
     assert (ROOT / "Resources" / "Icons" / "MREFibrosis.png").exists()
+
+
+def test_license_and_extension_index_entry():
+    """The Extension Index wants a LICENSE at the root and a catalog entry that agrees with CMake."""
+    import json
+    import tomllib
+
+    license_text = (ROOT / "LICENSE").read_text()
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert declared == "Apache-2.0" and "Apache License" in license_text and "Version 2.0" in license_text
+    entry = json.loads((ROOT / "Resources" / "MREFibrosis.json").read_text())
+    allowed = {"$schema", "build_dependencies", "build_subdirectory", "category", "enabled", "scm_revision", "scm_type", "scm_url", "tier"}
+    assert set(entry) <= allowed and {"$schema", "category", "scm_url"} <= set(entry)
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in cmake
+    assert f'set(EXTENSION_DEPENDS "{" ".join(entry["build_dependencies"])}")' in cmake
+    homepage = re.search(r'set\(EXTENSION_HOMEPAGE "([^"]+)"\)', cmake).group(1)
+    assert entry["scm_url"].removesuffix(".git") == homepage
+
+
+def test_first_use_requirements_are_pinned_and_met_here():
+    """What the panel installs on first use is pinned, and these tests ran with exactly those pins."""
+    import importlib.util
+
+    from MREFibrosisLib.dependencies import ENGINE_REQUIREMENTS, MODEL_REQUIREMENTS, missing_for, read_requirements, unmet
+
+    for f in (ENGINE_REQUIREMENTS, MODEL_REQUIREMENTS):
+        reqs = read_requirements(f)
+        assert reqs and all(re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][0-9A-Za-z.]*", r) for r in reqs), reqs
+    assert missing_for(segment=False) == []
+    if importlib.util.find_spec("torch") is not None:
+        assert missing_for(segment=True) == []
+    assert unmet(["no-such-package-mrefibrosis==1.0", "pytest==0.0.1"]) == ["no-such-package-mrefibrosis==1.0", "pytest==0.0.1"]

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import slicer
-from model_fixtures import train_tiny_model
 
 from mrefibrosis.cli import main as cli_main
 from mrefibrosis.reading.exam_loader import read_exam
@@ -16,33 +15,9 @@ from MREFibrosisLib.segment_nodes import find_roi_segment, segment_mask
 from MREFibrosisLib.table_nodes import table_value
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return train_tiny_model(tmp_path_factory.mktemp("tiny_slicer"), seed=1)
-
-
 @pytest.fixture()
-def scene(monkeypatch):
-    """A scene with the application and module logics Slicer would register (as trame-slicer does)."""
-    from types import SimpleNamespace
-
-    s = slicer.vtkMRMLScene()
-    app = slicer.vtkSlicerApplicationLogic()
-    app.SetMRMLScene(s)
-    app.GetColorLogic().SetMRMLScene(s)
-    app.GetColorLogic().AddDefaultColorNodes()
-    logics = {}
-    for name, cls in (("volumes", slicer.vtkSlicerVolumesLogic), ("segmentations", slicer.vtkSlicerSegmentationsModuleLogic)):
-        logic = cls()
-        logic.SetMRMLApplicationLogic(app)
-        logic.SetMRMLScene(s)
-        app.SetModuleLogic(name.capitalize(), logic)
-        logics[name] = SimpleNamespace(logic=lambda logic=logic: logic)
-    # Slicer's array helpers use the global scene and module logics, as inside the application
-    monkeypatch.setattr(slicer, "mrmlScene", s, raising=False)
-    monkeypatch.setattr(slicer, "modules", SimpleNamespace(**logics), raising=False)
-    yield s
-    s.Clear(1)
+def tiny(tiny_model):
+    return tiny_model
 
 
 def _loaded(scene, exam_dir):
@@ -68,10 +43,19 @@ def test_load_exam_creates_kpa_and_validity_volumes(scene, tiny):
     assert sh.GetItemParent(sh.GetItemByDataNode(nodes.stiffness)) == nodes.study_item
 
 
-def test_segment_edit_compute_export(scene, tiny, tmp_path):
+def test_radiologist_flow_segment_in_background_edit_compute_export(scene, tiny, tmp_path):
+    """Load, Segment (child process, as the panel runs it), erase part of the ROI as Segment Editor
+    would, Compute, Export; the exported numbers checked against numpy on the edited mask, with
+    the kPa read by the engine from the DICOM files and the ROI read back from the exported file."""
+    import nrrd
+
     model, exams = tiny
     logic, nodes = _loaded(scene, exams[0])
-    seg = logic.segment(scene, nodes.stiffness, model_path=model, device="cpu")
+    job = logic.start_segment(nodes.stiffness, model_path=model, device="cpu", work_dir=tmp_path / "job")
+    update = job.runner.wait(300)
+    assert update.state.value == "succeeded", job.runner.output[-5:]
+    assert update.progress == 1.0 and any(line.startswith("progress ") for line in job.runner.output)
+    seg = logic.finish_segment(scene, job)
     sid = find_roi_segment(seg)
     mask = segment_mask(seg, sid, nodes.stiffness)
     assert mask.shape == slicer.util.arrayFromVolume(nodes.stiffness).shape and mask.sum() > 0
@@ -102,11 +86,28 @@ def test_segment_edit_compute_export(scene, tiny, tmp_path):
     assert table_value(table, last, "mean_kpa") == pytest.approx(expected)
     assert table.GetColumnUnitLabel("mean_kpa") == "kPa" and table.GetColumnUnitLabel("roi_area_cm2") == "cm2"
 
-    # Export writes the CLI's files; the exported ROI measured by the CLI gives the same number
-    written = logic.export(tmp_path / "export")
-    assert sorted(p.name for p in written) == ["measurements.csv", "result.json", "roi.seg.nrrd"]
-    cols = next(csv.reader((tmp_path / "export" / "measurements.csv").open()))
-    assert cols[:7] == ["exam_key", "slice", "slice_location_mm", "roi_pixels", "roi_area_cm2", "mean_kpa", "median_kpa"]
+    # Export writes the CLI's files for this exam
+    outcome = logic.export(tmp_path / "export", nodes.stiffness)
+    assert sorted(p.name for p in outcome.written) == ["measurements.csv", "result.json", "roi.seg.nrrd"] and outcome.note == ""
+    rows = list(csv.DictReader((tmp_path / "export" / "measurements.csv").open()))
+    assert list(rows[0])[:7] == ["exam_key", "slice", "slice_location_mm", "roi_pixels", "roi_area_cm2", "mean_kpa", "median_kpa"]
+
+    # independent check: the exported ROI file and the engine's reading of the DICOM files
+    exam = read_exam(exams[0] / "dicom")
+    roi_arr, header = nrrd.read(str(tmp_path / "export" / "roi.seg.nrrd"))
+    assert roi_arr.ndim == 3 and int(roi_arr.sum()) == int(edited.sum())
+    exam_valid = exam.valid  # the reader keeps every valid pixel of the ROI; outside-confidence ones are flagged
+    truth_mean = float(exam.stiffness_kpa[edited & exam_valid].astype(np.float64).mean())
+    assert float(rows[-1]["mean_kpa"]) == pytest.approx(truth_mean, abs=5e-4)
+    per_slice = [r for r in rows if r["slice"] != "all"]
+    for r in per_slice:
+        k = int(r["slice"])
+        sel = edited[k] & exam_valid[k]
+        assert int(r["roi_pixels"]) == int(sel.sum())
+        if sel.any() and r["mean_kpa"]:
+            assert float(r["mean_kpa"]) == pytest.approx(float(exam.stiffness_kpa[k][sel].mean()), abs=5e-4)
+
+    # the exported ROI measured by the CLI gives the same number
     assert cli_main(["-q", "measure", str(exams[0] / "dicom"), "--out", str(tmp_path / "cli"), "--roi", str(tmp_path / "export" / "roi.seg.nrrd")]) == 0
     cli = json.loads((tmp_path / "cli" / "result.json").read_text())
     exported = json.loads((tmp_path / "export" / "result.json").read_text())
@@ -130,7 +131,5 @@ def test_ground_truth_roi_file_imports_aligned(scene, tiny, tmp_path):
     result, _ = logic.compute(scene, nodes.stiffness, seg)
     truth = json.loads((exam_dir / "truth.json").read_text())
     assert result.measurement.mean_kpa == pytest.approx(truth["reader_kpa"], rel=1e-6)
-    written = logic.export(tmp_path / "exp", stiffness_node=nodes.stiffness, dicom=True)
-    assert {"SEG.dcm", "SR.dcm"} <= {p.name for p in written}
-    cmd = logic.segment_command(nodes.stiffness, "/tmp/x", model_path=tiny[0])
-    assert cmd[:3] == ["-m", "mrefibrosis", "segment"] and "--study" in cmd
+    outcome = logic.export(tmp_path / "exp", nodes.stiffness, dicom=True)
+    assert {"SEG.dcm", "SR.dcm"} <= {p.name for p in outcome.written} and outcome.note == ""

@@ -20,6 +20,10 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "mrefibrosis-unet-
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+class ModelUnavailableError(MREFibrosisError):
+    """torch or segmentation-models-pytorch is missing (the Slicer panel installs them on first Segment)."""
+
+
 class DeviceError(MREFibrosisError):
     """The requested compute device is not available."""
 
@@ -115,16 +119,23 @@ class Segmenter:
     """Loads a model file once; call it on exams (the `process_exam` segmenter protocol)."""
 
     def __init__(self, model_path: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto", tta: bool = False):
-        import torch
-
-        from .architectures import build_model
-
         path = Path(model_path) if model_path else default_model_path()
         if not path.exists():
             hint = (
                 "pass an existing --model FILE" if model_path else "no default model is installed; pass --model FILE, or --roi ROI_FILE to measure a drawn ROI"
             )
             raise ModelFileError(f"model file {path} not found; {hint}.")
+        try:
+            import segmentation_models_pytorch  # noqa: F401
+            import torch
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                f"the segmenter needs torch and segmentation-models-pytorch ({exc.name} is not installed): "
+                "pip install 'mrefibrosis[model]' (in Slicer: install the PyTorch extension and press Segment), or measure a drawn ROI with --roi."
+            ) from None
+
+        from .architectures import build_model
+
         self.info, state, self.sha256 = read_model_file(path)
         self.path = path
         self.device = resolve_device(device)
