@@ -23,6 +23,7 @@ need_apt=()
 command -v dciodvfy >/dev/null 2>&1 || need_apt+=(dicom3tools)
 command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
 command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

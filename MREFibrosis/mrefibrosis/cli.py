@@ -6,10 +6,11 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import MREFibrosisError
+from .errors import MREFibrosisError, printable
 from .reading.exam_loader import ReadOptions
 
 log = logging.getLogger("mrefibrosis")
@@ -28,6 +29,7 @@ def _add_read_options(p: argparse.ArgumentParser) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("segmenter")
     g.add_argument("--model", metavar="FILE", help="model file (.mrefmodel); default: the shipped model or $MREFIBROSIS_MODEL")
+    g.add_argument("--model-sha256", metavar="HEX", help="SHA-256 of the whole model file as published by whoever trained it; refused on mismatch")
     g.add_argument("--device", default="auto", metavar="D", help="auto (CUDA when available), cpu or cuda[:N]")
     g.add_argument(
         "--precision",
@@ -41,7 +43,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def _segmenter(args):
     from .model.inference import Segmenter
 
-    seg = Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta)
+    seg = Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256)
     d = seg.describe()
     log.info("model %s (%s, %s) on %s, %s", d["file"], d["architecture"], d["model_version"], d["device"], d["precision"])
     return seg
@@ -92,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the staging presets with their cut-offs and sources")
 
-    p = sub.add_parser("worker", help="watch an Orthanc server and store SEG, SR and overlay for each stable MRE study")
+    p = sub.add_parser("worker", help="watch a PACS (Orthanc REST or DICOMweb) and store SEG, SR and overlay for each stable MRE study")
     p.add_argument("--config", required=True, metavar="FILE", help="worker JSON config (docs/pacs.md)")
     p.add_argument("--once", action="store_true", help="poll and process once, then exit (for cron or tests)")
 
@@ -365,7 +367,7 @@ def cmd_segment(args) -> int:
 def cmd_inspect(args) -> int:
     from .reading.inspect_report import inspect_report
 
-    print(inspect_report(Path(args.study), _read_options(args)))
+    print("\n".join(printable(line, keep_spacing=True) for line in inspect_report(Path(args.study), _read_options(args)).splitlines()))
     return 0
 
 
@@ -403,9 +405,9 @@ def cmd_worker(args) -> int:
     import signal
     import threading
 
-    from .pacs.worker import OrthancWorker, WorkerConfig
+    from .pacs.worker import PacsWorker, WorkerConfig
 
-    worker = OrthancWorker(WorkerConfig.load(args.config))
+    worker = PacsWorker(WorkerConfig.load(args.config))
     if args.once:
         worker.poll()
         worker.run_due()
@@ -447,12 +449,27 @@ def cmd_receiver(args) -> int:
     return 0
 
 
+def _printable_record(record: logging.LogRecord) -> bool:
+    """Log lines carry file names and DICOM text: make each one printable before it is written."""
+    record.msg = printable(record.getMessage())
+    record.args = None
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a C locale must not turn a non-ASCII series name into a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    # pydicom logs decoder tracebacks and value warnings; users get our one-line messages instead.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_printable_record)
+    # pydicom logs decoder tracebacks and value warnings, numpy and pydicom warn about odd values:
+    # users get our one-line messages instead (--debug shows everything)
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+    if not args.debug:
+        warnings.simplefilter("ignore")
     handlers = {
         "measure": cmd_measure,
         "segment": cmd_segment,
@@ -470,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except MREFibrosisError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted; no output was written.", file=sys.stderr)
@@ -478,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for users, the traceback with --debug
         if args.debug:
             traceback.print_exc()
-        print(f"error: internal error ({type(exc).__name__}: {str(exc)[:200]}); rerun with --debug and report it.", file=sys.stderr)
+        print(f"error: internal error ({type(exc).__name__}: {printable(exc)[:200]}); rerun with --debug and report it.", file=sys.stderr)
         return 3
 
 

@@ -4,6 +4,21 @@ Every error the engine expects (bad files, unusable series, bad options) derives
 MREFibrosisError, so front ends can print ``str(error)`` and exit without a traceback.
 """
 
+import re
+
+# C0 and C1 control characters and DEL (a file name or DICOM text can carry terminal escapes), and the
+# lone surrogates that undecodable bytes of a file name become (they cannot be printed)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: object, keep_spacing: bool = False) -> str:
+    """One line that is safe to print on any terminal and in any encoding: controls, escapes and
+    undecodable bytes become '?', runs of whitespace one space (unless keep_spacing, for tables)."""
+    text = str(text)
+    if not keep_spacing:
+        text = " ".join(text.split())
+    return _UNPRINTABLE.sub("?", text)
+
 
 class MREFibrosisError(Exception):
     """Base class: the message says what is wrong and what to do about it."""
@@ -11,7 +26,7 @@ class MREFibrosisError(Exception):
     exit_code = 2
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(printable(message))
 
 
 class DicomReadError(MREFibrosisError):

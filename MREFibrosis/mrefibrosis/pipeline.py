@@ -142,7 +142,7 @@ def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identi
         with open(out.path("measurements.csv"), "w", encoding="utf-8", newline="") as fh:
             fh.write(result.csv_text())
         with open(out.path("result.json"), "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
+            json.dump(payload, fh, indent=2, allow_nan=False)
             fh.write("\n")
         write_seg_nrrd(out.path("roi.seg.nrrd"), result.roi, result.exam.geometry)
         names = list(out.names)

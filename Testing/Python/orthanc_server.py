@@ -17,9 +17,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
 class OrthancServer:
-    def __init__(self, root: Path, stable_age: int = 1):
+    """With dicomweb=True the DICOMweb plugin serves /dicom-web/; with users, HTTP basic auth is on."""
+
+    def __init__(self, root: Path, stable_age: int = 1, dicomweb: bool = False, users: dict | None = None):
         self.root = root
+        self.users = dict(users or {})
         self.http_port = free_port()
         self.dicom_port = free_port()
         self.config = root / "orthanc.json"
@@ -34,23 +40,35 @@ class OrthancServer:
                     "DicomPort": self.dicom_port,
                     "DicomAet": "ORTHANC",
                     "RemoteAccessAllowed": False,
-                    "AuthenticationEnabled": False,
+                    "AuthenticationEnabled": bool(self.users),
+                    "RegisteredUsers": self.users,
                     "StableAge": stable_age,
                     "DicomCheckCalledAet": False,
-                    "Plugins": [],
+                    "Plugins": [str(DICOMWEB_PLUGIN)] if dicomweb else [],
+                    "DicomWeb": {"Enable": bool(dicomweb), "Root": "/dicom-web/"},
                     "HttpDescribeErrors": True,
                 }
             )
         )
         self.proc = None
         self.url = f"http://127.0.0.1:{self.http_port}"
+        self.dicomweb_url = self.url + "/dicom-web"
+
+    def _open(self, path: str, timeout: float = 10):
+        req = urllib.request.Request(self.url + path)
+        if self.users:
+            import base64
+
+            user, password = next(iter(self.users.items()))
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+        return urllib.request.urlopen(req, timeout=timeout)
 
     def start(self, timeout: float = 20.0) -> OrthancServer:
         self.proc = subprocess.Popen(["Orthanc", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root)
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                urllib.request.urlopen(self.url + "/system", timeout=1).read()
+                self._open("/system", timeout=1).read()
                 return self
             except Exception:
                 if self.proc.poll() is not None:
@@ -77,8 +95,12 @@ class OrthancServer:
         )
 
     def get(self, path: str):
-        return json.loads(urllib.request.urlopen(self.url + path, timeout=10).read())
+        return json.loads(self._open(path).read())
 
 
 def have_orthanc() -> bool:
     return shutil.which("Orthanc") is not None and shutil.which("storescu") is not None
+
+
+def have_dicomweb_plugin() -> bool:
+    return have_orthanc() and DICOMWEB_PLUGIN.is_file()

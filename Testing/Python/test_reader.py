@@ -3,7 +3,7 @@
 import numpy as np
 import pydicom
 import pytest
-from fixtures import make_siemens_exam
+from fixtures import make_ge_exam, make_siemens_exam
 
 from mrefibrosis.errors import UnitError
 from mrefibrosis.reading import classify as roles
@@ -108,11 +108,12 @@ def test_real_world_value_mapping_in_kpa(tmp_path):
 
 def test_rescale_type_names_unit(tmp_path):
     def change(ds):
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 0.5, 0, "kPa"
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 0.0005, 0, "kPa"
 
     stiff = _ge_with_header_changes(tmp_path, change)
     exam = read_exam(tmp_path)
-    np.testing.assert_allclose(exam.stiffness_kpa, stiff[::-1] * 0.5, rtol=1e-5)
+    np.testing.assert_allclose(exam.stiffness_kpa, stiff[::-1] * 0.0005, rtol=1e-5)
+    assert "RescaleType kpa" in exam.unit_source
 
 
 def test_unit_override_and_unknown_vendor(tmp_path):
@@ -239,3 +240,43 @@ def test_enhanced_multiframe_elastograms(tmp_path):
     sel = exam.valid
     np.testing.assert_allclose(exam.stiffness_kpa[sel], el[order][sel] / 100.0, rtol=1e-6)
     assert exam.confidence_valid[:, :, :20].mean() > 0.9 and exam.confidence_valid[:, :, 32:].mean() < 0.05
+
+
+@pytest.mark.parametrize(
+    "image_type, source",
+    [
+        (["ORIGINAL", "PRIMARY", "MRE", "P"], "Philips MRE"),
+        (["ORIGINAL", "PRIMARY", "MRE", "M_SE"], "Philips MRE"),
+        (["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"], "Siemens research MOSAIC"),
+    ],
+)
+def test_raw_only_exports_say_what_is_missing(tmp_path, image_type, source):
+    """Phase/magnitude without any elastogram (Philips raw, Siemens MOSAIC research data)."""
+    from mrefibrosis.errors import ExamNotFoundError
+    from mrefibrosis.reading.inspect_report import inspect_report
+
+    fx = make_ge_exam(tmp_path / "ge", seed=31)
+    for f in sorted(p for p in fx.path.rglob("*") if p.is_file()):
+        ds = pydicom.dcmread(f)
+        if str(ds.SeriesDescription) in ("Stiffness", "Confidence"):
+            f.unlink()
+            continue
+        ds.Manufacturer = "Philips Medical Systems" if "MRE" in image_type else "SIEMENS"
+        ds.ImageType = image_type
+        ds.pop((0x0019, 0x109C), None)  # no GE MR-Touch tag
+        ds.save_as(f, enforce_file_format=False)
+    with pytest.raises(ExamNotFoundError, match="raw MRE images") as err:
+        read_exam(fx.path)
+    assert "no elastogram" in str(err.value) and "\n" not in str(err.value)
+    assert source in inspect_report(fx.path, ReadOptions())
+
+
+def test_assumed_signatures_are_configurable(ge_exam):
+    from mrefibrosis.reading.classify import ASSUMED_SIGNATURES, STIFFNESS, Signature
+
+    # a site whose elastograms carry ImageType MMDI3D\STIFFNESS (Resoundant) is recognised by default
+    assert any(s.tokens == frozenset({"MMDI3D", "STIFFNESS"}) and s.role == STIFFNESS for s in ASSUMED_SIGNATURES)
+    # and a site can declare its own: here the GE raw series' ImageType claims to be an elastogram
+    mine = (Signature("site rule", frozenset({"ORIGINAL", "PRIMARY", "OTHER"}), "other"),)
+    exam = read_exam(ge_exam.path, ReadOptions(signatures=mine))
+    assert exam.magnitude is None  # the raw series is now 'other': no magnitude taken from it

@@ -92,3 +92,36 @@ def test_unsupported_sop_class_and_aborted_association(setup, tmp_path):
     assert _storescu(receiver.config.port, tiny[1][0] / "dicom").returncode == 0
     _wait(receiver, 1)
     assert receiver.processed[-1][1] == "done"
+
+
+def test_received_files_are_stored_byte_exact(tmp_path, ge_exam):
+    """What the scanner sent is what lands in the spool: the dataset bytes, not a re-encoding."""
+    cfg = ReceiverConfig(port=free_port(), allowed_calling_aes=["SCANNER"], quiet_seconds=3600.0, spool_dir=str(tmp_path / "spool"))
+    receiver = Receiver(cfg).start()
+    try:
+        # a public element sent with VR UN, as some gateways do: pydicom reads it with its dictionary
+        # VR, so a decode and re-encode would change its bytes
+        source = tmp_path / "sent.dcm"
+        ds = pydicom.dcmread(sorted((ge_exam.path / "series_0500").iterdir())[0])
+        ds[0x00181030] = pydicom.DataElement(0x00181030, "UN", b"MRE LIVER ")
+        ds.save_as(source, enforce_file_format=True)
+        done = subprocess.run(
+            ["storescu", "-aet", "SCANNER", "-aec", "MREFIBROSIS", "-xe", "127.0.0.1", str(cfg.port), str(source)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        stored = [p for p in (tmp_path / "spool").rglob("*.dcm") if not p.name.startswith(".")]
+        assert len(stored) == 1
+    finally:
+        receiver.stop()
+
+    def dataset_bytes(path):
+        raw = path.read_bytes()
+        assert raw[128:132] == b"DICM"
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        group2_end = 132 + 12 + int(ds.file_meta.FileMetaInformationGroupLength)
+        return raw[group2_end:], str(ds.file_meta.TransferSyntaxUID)
+
+    sent, sent_ts = dataset_bytes(source)
+    got, got_ts = dataset_bytes(stored[0])
+    assert got_ts == sent_ts == "1.2.840.10008.1.2.1"
+    assert got == sent

@@ -75,13 +75,12 @@ def test_plain_labelmap_in_ras_space(tmp_path, exam):
     np.testing.assert_array_equal(read_roi(path, g), roi)
 
 
-def test_dicom_seg_from_highdicom(tmp_path, ge_exam, exam):
+def _write_seg(path, ge_exam, pixel_array, seg_type, **extra):
     import highdicom as hd
     import pydicom
 
     files = sorted((ge_exam.path / "series_0500").iterdir())
     sources = sorted((pydicom.dcmread(f) for f in files), key=lambda d: float(d.ImagePositionPatient[2]))
-    roi = _roi(exam.geometry.shape)
     desc = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label="Liver ROI",
@@ -91,8 +90,8 @@ def test_dicom_seg_from_highdicom(tmp_path, ge_exam, exam):
     )
     seg = hd.seg.Segmentation(
         source_images=sources,
-        pixel_array=roi.astype(np.uint8),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        pixel_array=pixel_array,
+        segmentation_type=getattr(hd.seg.SegmentationTypeValues, seg_type),
         segment_descriptions=[desc],
         series_instance_uid=hd.UID(),
         series_number=900,
@@ -102,10 +101,37 @@ def test_dicom_seg_from_highdicom(tmp_path, ge_exam, exam):
         manufacturer_model_name="test",
         software_versions="1",
         device_serial_number="1",
-        omit_empty_frames=True,
+        **extra,
     )
-    path = tmp_path / "roi_seg.dcm"
     seg.save_as(path)
+    return path
+
+
+def test_dicom_seg_from_highdicom(tmp_path, ge_exam, exam):
+    roi = _roi(exam.geometry.shape)
+    path = _write_seg(tmp_path / "roi_seg.dcm", ge_exam, roi.astype(np.uint8), "BINARY", omit_empty_frames=True)
+    np.testing.assert_array_equal(read_roi(path, exam.geometry), roi)
+
+
+def test_fractional_dicom_seg_counts_pixels_from_half(tmp_path, ge_exam, exam):
+    """A probability map: 0.4 is not ROI (it was read as ROI before), 0.6 is."""
+    roi = _roi(exam.geometry.shape)
+    half = np.zeros(roi.shape, bool)
+    half[:, : roi.shape[1] // 2] = True
+    prob = np.where(roi & half, 0.6, np.where(roi, 0.4, 0.0)).astype(np.float32)
+    path = _write_seg(tmp_path / "frac.dcm", ge_exam, prob, "FRACTIONAL", max_fractional_value=255)
+    np.testing.assert_array_equal(read_roi(path, exam.geometry), roi & half)
+    only_low = _write_seg(tmp_path / "low.dcm", ge_exam, np.where(roi, 0.4, 0.0).astype(np.float32), "FRACTIONAL", max_fractional_value=255)
+    assert not read_roi(only_low, exam.geometry).any()
+
+
+def test_labelmap_dicom_seg(tmp_path, ge_exam, exam):
+    import highdicom as hd
+
+    if not hasattr(hd.seg.SegmentationTypeValues, "LABELMAP"):
+        pytest.skip("this highdicom writes no LABELMAP SEG")
+    roi = _roi(exam.geometry.shape)
+    path = _write_seg(tmp_path / "labelmap.dcm", ge_exam, roi.astype(np.uint8), "LABELMAP")
     np.testing.assert_array_equal(read_roi(path, exam.geometry), roi)
 
 

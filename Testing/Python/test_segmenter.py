@@ -189,3 +189,37 @@ def test_exam_without_valid_pixels_is_indeterminate(tmp_path, tiny):
     exam.confidence_valid[:] = False
     result = process_exam(exam, None, segmenter=Segmenter(tiny[0], device="cpu"))
     assert result.measurement.status == "indeterminate" and result.measurement.mean_kpa is None
+
+
+def test_rewritten_model_is_refused_by_its_published_checksum(tmp_path):
+    """The checksum inside a model file is rewritten with the payload; the published one is not."""
+    import hashlib
+    import shutil
+
+    from mrefibrosis.model.inference import DEFAULT_MODEL
+
+    shipped = DEFAULT_MODEL
+    sums = shipped.parent / "SHA256SUMS"
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() in sums.read_text()
+    info, state, _ = read_model_file(shipped)  # the shipped file matches its published checksum
+
+    # a well-formed file with other weights under the shipped name, next to the shipped SHA256SUMS
+    site = tmp_path / "weights"
+    site.mkdir()
+    shutil.copy(sums, site / "SHA256SUMS")
+    model = build_model(info.architecture, len(info.preprocessing.channels), info.base_channels, len(info.outputs))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    with torch.no_grad():
+        next(iter(model.parameters())).add_(0.5)
+    forged = site / shipped.name
+    save_model(forged, model, info)
+    with pytest.raises(ModelFileError, match="published checksum"):
+        read_model_file(forged)
+    with pytest.raises(ModelFileError, match="published checksum"):
+        Segmenter(forged, device="cpu")
+    # without a SHA256SUMS only the inner checksum is there (it passes); a checksum given by the site is enforced
+    (site / "SHA256SUMS").unlink()
+    read_model_file(forged)
+    with pytest.raises(ModelFileError, match="checksum given"):
+        read_model_file(forged, expected_sha256=hashlib.sha256(shipped.read_bytes()).hexdigest())
+    assert read_model_file(forged, expected_sha256=hashlib.sha256(forged.read_bytes()).hexdigest())[0].architecture == info.architecture

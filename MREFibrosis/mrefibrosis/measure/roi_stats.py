@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import RoiError
 from ..reading.exam import Exam
+from ..reading.findings import READER_WARNING_FLAGS
 from .fibrosis_stages import Preset, get_preset, stage_for
 from .qc import (
     FLAG_DARK_LIVER,
@@ -47,6 +48,7 @@ WARNING_FLAGS = frozenset(
         FLAG_TTA,
         FLAG_SMALL_CONFIDENT_LIVER,
     }
+    | READER_WARNING_FLAGS
 )
 
 
@@ -203,7 +205,12 @@ def measure_roi(
         share = 100.0 * outside_total / max(1, pooled.pixels)
         messages.append(f"{outside_total} ROI pixels ({share:.1f} %) lie below {exam.confidence_threshold:.0%} confidence")
     status = Status.OK
-    if pooled.area_cm2 < min_area_cm2:
+    for finding in exam.findings:  # what the reader noticed in the files (a lost slice, a per-slice rescale, ...)
+        flags.append(finding.flag)
+        messages.append(finding.message)
+        if finding.indeterminate and status is Status.OK:
+            reason, status, reason_flag = finding.message, Status.INDETERMINATE, finding.flag
+    if pooled.area_cm2 < min_area_cm2 and status is Status.OK:
         flags.append(FLAG_SMALL_AREA)
         reason = f"valid ROI area {pooled.area_cm2:.2f} cm2 is under {min_area_cm2:g} cm2: indeterminate (technical failure)"
         messages.append(reason)

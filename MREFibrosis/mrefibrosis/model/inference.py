@@ -118,7 +118,14 @@ def autocast(device: str, precision: str):
 class Segmenter:
     """Loads a model file once; call it on exams (the `process_exam` segmenter protocol)."""
 
-    def __init__(self, model_path: str | os.PathLike | None = None, device: str = "auto", precision: str = "auto", tta: bool = False):
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        tta: bool = False,
+        expected_sha256: str | None = None,
+    ):
         path = Path(model_path) if model_path else default_model_path()
         if not path.exists():
             hint = (
@@ -136,7 +143,7 @@ class Segmenter:
 
         from .architectures import build_model
 
-        self.info, state, self.sha256 = read_model_file(path)
+        self.info, state, self.sha256 = read_model_file(path, expected_sha256)
         self.path = path
         self.device = resolve_device(device)
         if precision not in PRECISIONS:

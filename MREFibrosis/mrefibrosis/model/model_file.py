@@ -1,8 +1,13 @@
 """One self-contained model file: weights plus metadata, protected by a SHA-256.
 
 Layout: a magic line, the hex SHA-256 of the payload, then the payload (``torch.save`` of plain
-metadata and a state dict). Loading verifies the checksum and uses ``weights_only=True``, so a
-tampered or corrupt file is refused and no pickled code can run.
+metadata and a state dict). Loading verifies the checksum and uses ``weights_only=True`` (torch >= 2.6,
+where that mode no longer runs pickled code: CVE-2025-32434), so a corrupt file is refused.
+
+The checksum inside the file catches corruption, not tampering: whoever rewrites the payload can
+rewrite it too. So the whole file is also checked against a checksum published outside it: the
+``SHA256SUMS`` file next to it (the shipped model's, also printed in docs/model-card.md), or the one a
+site passes (``--model-sha256``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from ..errors import MREFibrosisError
 
 MAGIC = b"MREFIBROSIS-MODEL 1\n"
 SUFFIX = ".mrefmodel"
+CHECKSUMS = "SHA256SUMS"  # "<sha256 of the whole file>  <file name>" lines, as sha256sum writes them
 
 
 class ModelFileError(MREFibrosisError):
@@ -106,8 +112,21 @@ def save_model(path: str | os.PathLike, model, info: ModelInfo, half: bool = Tru
     return digest
 
 
-def read_model_file(path: str | os.PathLike) -> tuple[ModelInfo, dict, str]:
-    """(metadata, state dict, sha256) after verifying the checksum."""
+def published_checksum(path: Path) -> str | None:
+    """The whole-file SHA-256 that a SHA256SUMS file next to the model lists for it, if any."""
+    sums = path.parent / CHECKSUMS
+    if not sums.is_file():
+        return None
+    for line in sums.read_text(encoding="ascii", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == path.name:
+            return parts[0].lower()
+    return None
+
+
+def read_model_file(path: str | os.PathLike, expected_sha256: str | None = None) -> tuple[ModelInfo, dict, str]:
+    """(metadata, state dict, payload sha256) after verifying the checksums: the one inside the
+    file, and the whole file's against expected_sha256 or the published SHA256SUMS next to it."""
     import torch
 
     path = Path(path)
@@ -115,6 +134,10 @@ def read_model_file(path: str | os.PathLike) -> tuple[ModelInfo, dict, str]:
         raw = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"cannot read model file {path} ({exc.strerror or exc}); pass an existing --model FILE.") from None
+    expected = (expected_sha256 or "").strip().lower() or published_checksum(path)
+    if expected and hashlib.sha256(raw).hexdigest() != expected:
+        source = "the checksum given" if expected_sha256 else f"its published checksum ({CHECKSUMS})"
+        raise ModelFileError(f"{path.name}: the file does not match {source}; it was modified or damaged: install the model again.")
     if not raw.startswith(MAGIC):
         raise ModelFileError(f"{path.name} is not an MREFibrosis model file; pass a {SUFFIX} file written by 'mrefibrosis train'.")
     newline = raw.find(b"\n", len(MAGIC))

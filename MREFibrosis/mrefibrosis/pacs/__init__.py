@@ -1,9 +1,10 @@
-"""Automatic processing when an MRE exam reaches the PACS (Orthanc worker, DICOM receiver)."""
+"""Automatic processing when an MRE exam reaches the PACS (worker on Orthanc REST or DICOMweb, DICOM receiver)."""
 
 from .._lazy import lazy_exports
 
 _EXPORTS = {
     "OrthancWorker": "worker",
+    "PacsWorker": "worker",
     "WorkerConfig": "worker",
     "Receiver": "receiver",
     "ReceiverConfig": "receiver",

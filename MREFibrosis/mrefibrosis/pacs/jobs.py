@@ -12,7 +12,7 @@ PENDING, DONE, IGNORED, FAILED = "pending", "done", "ignored", "failed"
 
 @dataclass
 class Job:
-    study: str  # Orthanc study ID (a hash Orthanc derives from the StudyInstanceUID)
+    study: str  # Orthanc study ID (REST source) or StudyInstanceUID (DICOMweb source)
     model_version: str
     state: str
     attempts: int
@@ -32,6 +32,11 @@ class JobStore:
             "attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0, detail TEXT NOT NULL DEFAULT '', "
             "updated REAL NOT NULL, PRIMARY KEY (study, model_version))"
         )
+        # DICOMweb: what QIDO showed of each study (instances, since when) and the count when last processed
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS seen (study TEXT PRIMARY KEY, instances INTEGER NOT NULL, changed_at REAL NOT NULL, done_instances INTEGER)"
+        )
+        self.db.execute("CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
     def cursor(self) -> int:
         row = self.db.execute("SELECT last_change FROM cursor WHERE id = 0").fetchone()
@@ -51,6 +56,43 @@ class JobStore:
             )
             self.db.execute("COMMIT")
         return added
+
+    def observe(self, study: str, instances: int, now: float, stable_seconds: float, model_version: str) -> int:
+        """Record a study's instance count; queue it (1) once the count has held for stable_seconds,
+        and again when it grew past the count recorded after it was last processed."""
+        with self.db:
+            self.db.execute("BEGIN")
+            row = self.db.execute("SELECT instances, changed_at, done_instances FROM seen WHERE study = ?", (study,)).fetchone()
+            if row is None or row[0] != instances:
+                done = row[2] if row is not None else None
+                self.db.execute("INSERT OR REPLACE INTO seen (study, instances, changed_at, done_instances) VALUES (?, ?, ?, ?)", (study, instances, now, done))
+                changed_at, done_instances = now, done
+            else:
+                changed_at, done_instances = row[1], row[2]
+            added = 0
+            if instances > 0 and now - changed_at >= stable_seconds:
+                job = self.db.execute("SELECT state FROM jobs WHERE study = ? AND model_version = ?", (study, model_version)).fetchone()
+                if job is None:
+                    self.db.execute("INSERT INTO jobs (study, model_version, state, updated) VALUES (?, ?, ?, ?)", (study, model_version, PENDING, now))
+                    added = 1
+                elif job[0] != PENDING and done_instances is not None and instances > done_instances:
+                    self.db.execute(
+                        "UPDATE jobs SET state = ?, attempts = 0, next_try = 0, detail = 'updated study', updated = ? WHERE study = ? AND model_version = ?",
+                        (PENDING, now, study, model_version),
+                    )
+                    added = 1
+            self.db.execute("COMMIT")
+        return added
+
+    def mark_seen_done(self, study: str, instances: int) -> None:
+        self.db.execute("UPDATE seen SET done_instances = ?, instances = ? WHERE study = ?", (instances, instances, study))
+
+    def watermark(self) -> str | None:
+        row = self.db.execute("SELECT value FROM marks WHERE name = 'watermark'").fetchone()
+        return row[0] if row else None
+
+    def set_watermark(self, value: str) -> None:
+        self.db.execute("INSERT INTO marks (name, value) VALUES ('watermark', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value", (value,))
 
     def due(self, model_version: str, now: float | None = None) -> list[Job]:
         now = time.time() if now is None else now

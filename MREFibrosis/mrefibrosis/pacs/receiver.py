@@ -9,6 +9,7 @@ path is ever built from DICOM values.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import shutil
@@ -16,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pydicom
 
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..reading.exam_loader import ReadOptions
@@ -76,10 +79,12 @@ class Receiver:
 
     # ---------------------------------------------------------------- SCP
     def _on_store(self, event) -> int:
+        """Store the bytes as they arrived (file meta + the dataset exactly as encoded by the sender):
+        decoding and re-encoding could alter values the measurement and the audit trail rely on."""
         try:
-            ds = event.dataset
-            ds.file_meta = event.file_meta
-            key = study_key(str(ds.StudyInstanceUID))
+            data = event.encoded_dataset()
+            header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["StudyInstanceUID"])
+            key = study_key(str(header.StudyInstanceUID))
         except Exception:
             return 0xC210  # cannot understand
         folder = self.spool / key
@@ -89,7 +94,8 @@ class Receiver:
             name = f"{self._counter:09d}.dcm"
         tmp = folder / f".{name}.partial"
         try:
-            ds.save_as(tmp, enforce_file_format=True)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
             os.replace(tmp, folder / name)
         except Exception:
             tmp.unlink(missing_ok=True)

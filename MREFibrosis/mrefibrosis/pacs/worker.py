@@ -1,5 +1,5 @@
-"""Watch an Orthanc server; when a study becomes stable and holds an MRE exam, measure it and store
-DICOM SEG, SR and overlay back into the same study.
+"""Watch a PACS (Orthanc's REST change feed, or any DICOMweb archive); when a study becomes stable
+and holds an MRE exam, measure it and store DICOM SEG, SR and overlay back into the same study.
 
 Idempotent per study and model version (jobs in SQLite, deterministic result UIDs); an unreachable
 PACS is retried with backoff; a bad exam is recorded and never stops the worker; non-MRE studies
@@ -21,20 +21,33 @@ from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..reading.exam_loader import ReadOptions
 from .config import load_config
+from .http_session import AuthSettings, PacsConfigError, make_session
 from .jobs import DONE, FAILED, IGNORED, Job, JobStore
-from .orthanc_client import OrthancClient, PacsUnavailable
+from .orthanc_client import PacsError, PacsUnavailable
 
 log = logging.getLogger("mrefibrosis.worker")
 
 
 @dataclass
 class WorkerConfig:
-    """One JSON file configures a site (see docs/pacs.md)."""
+    """One JSON file configures a site (see docs/pacs.md). Secrets are never in it: `auth` names the
+    environment variable or file that holds them."""
 
+    source: str = "orthanc"  # "orthanc" (Orthanc REST change feed) or "dicomweb" (QIDO/WADO/STOW-RS)
     orthanc_url: str = "http://127.0.0.1:8042"
-    orthanc_username: str | None = None
-    orthanc_password: str | None = None
+    dicomweb_url: str | None = None  # e.g. http://pacs:8042/dicom-web or https://pacs/dcm4chee-arc/aets/DCM4CHEE/rs
+    qido_prefix: str | None = None
+    wado_prefix: str | None = None
+    stow_prefix: str | None = None
+    auth: dict = field(default_factory=dict)  # {"type": "basic", "username": ..., "password_env": ...} (docs/pacs.md)
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    timeout_seconds: float = 30.0
+    stable_seconds: float = 10.0  # DICOMweb: an unchanged instance count for this long means the study is complete
+    lookback_days: int | None = 2  # DICOMweb: search studies dated from the watermark minus this (None: all)
+    page_size: int = 100
     model: str | None = None
+    model_sha256: str | None = None
     device: str = "auto"
     preset: str = "seed"
     jobs_db: str = "mrefibrosis-jobs.sqlite"
@@ -48,15 +61,41 @@ class WorkerConfig:
         return load_config(WorkerConfig, path, "worker")
 
 
-class OrthancWorker:
+def make_source(config: WorkerConfig):
+    """The PACS connection the config names, on one session (auth, TLS, timeouts)."""
+    session = make_session(AuthSettings.from_dict(config.auth, "auth"), config.verify_tls, config.ca_bundle, config.timeout_seconds)
+    if config.source == "orthanc":
+        from .orthanc_source import OrthancRestSource
+
+        return OrthancRestSource(config.orthanc_url, session)
+    if config.source == "dicomweb":
+        if not config.dicomweb_url:
+            raise PacsConfigError("source 'dicomweb' needs 'dicomweb_url' in the worker config.")
+        from .dicomweb_source import DicomWebSource
+
+        return DicomWebSource(
+            config.dicomweb_url,
+            session,
+            qido_prefix=config.qido_prefix,
+            wado_prefix=config.wado_prefix,
+            stow_prefix=config.stow_prefix,
+            timeout_seconds=config.timeout_seconds,
+            stable_seconds=config.stable_seconds,
+            lookback_days=config.lookback_days,
+            page_size=config.page_size,
+        )
+    raise PacsConfigError(f"unknown source '{config.source}' in the worker config; use orthanc or dicomweb.")
+
+
+class PacsWorker:
     def __init__(self, config: WorkerConfig, segmenter=None):
         self.config = config
-        self.client = OrthancClient(config.orthanc_url, config.orthanc_username, config.orthanc_password)
+        self.source = make_source(config)
         self.jobs = JobStore(config.jobs_db)
         if segmenter is None:
             from ..model.inference import Segmenter
 
-            segmenter = Segmenter(config.model, device=config.device)
+            segmenter = Segmenter(config.model, device=config.device, expected_sha256=config.model_sha256)
         self.segmenter = segmenter
         describe = getattr(segmenter, "describe", lambda: {})()
         self.model_version = f"{__version__}:{describe.get('model_version', 'unknown')}:{describe.get('sha256', '')[:16]}"
@@ -65,14 +104,7 @@ class OrthancWorker:
     # ---------------------------------------------------------------- changes
     def poll(self) -> int:
         """Queue the studies that became stable since the last poll; returns how many were new."""
-        added = 0
-        while True:
-            since = self.jobs.cursor()
-            answer = self.client.changes(since)
-            stable = [c["ID"] for c in answer.get("Changes", []) if c.get("ChangeType") == "StableStudy"]
-            added += self.jobs.enqueue(stable, self.model_version, int(answer.get("Last", since)))
-            if answer.get("Done", True):
-                return added
+        return self.source.poll(self.jobs, self.model_version)
 
     # ---------------------------------------------------------------- jobs
     def run_due(self) -> list[tuple[str, str]]:
@@ -93,10 +125,12 @@ class OrthancWorker:
             return "retry"
         except ExamNotFoundError:
             self.jobs.finish(job, IGNORED, "no MRE exam")
+            self._after(job)
             log.info("study %s: not an MRE exam, ignored", job.study[:12])
             return IGNORED
         except MREFibrosisError as exc:
             self.jobs.finish(job, FAILED, str(exc))
+            self._after(job)
             log.error("study %s: %s", job.study[:12], exc)
             return FAILED
         except Exception as exc:  # one bad exam never stops the worker
@@ -106,8 +140,15 @@ class OrthancWorker:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.jobs.finish(job, DONE, json.dumps(timings))
+        self._after(job)
         log.info("study %s: results stored in %.1f s %s", job.study[:12], time.perf_counter() - t0, timings)
         return DONE
+
+    def _after(self, job: Job) -> None:
+        try:
+            self.source.after_done(self.jobs, job.study)
+        except PacsUnavailable as exc:  # only bookkeeping for updated studies: the result stands
+            log.warning("study %s: %s", job.study[:12], exc)
 
     def _process(self, job: Job, work: Path) -> dict:
         from ..pipeline import process_many
@@ -116,25 +157,15 @@ class OrthancWorker:
         t = time.perf_counter()
         source = work / "in"
         source.mkdir()
-        n = 0
-        for series in self.client.get_json(f"/studies/{job.study}/series"):
-            tags = series.get("MainDicomTags", {})
-            if tags.get("Modality") in ("SEG", "SR", "PR", "KO") or str(tags.get("SeriesDescription", "")).endswith("(MREFibrosis)"):
-                continue  # results (ours from an earlier run, or other tools'), not images to measure
-            for instance_id in series.get("Instances", []):
-                (source / f"{n:06d}.dcm").write_bytes(self.client.get_bytes(f"/instances/{instance_id}/file"))
-                n += 1
+        self.source.fetch(job.study, source)
         timings["download_s"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
         outcomes = list(process_many([source], work / "out", self.options, self.config.preset, self.segmenter, dicom=True))
         timings["process_s"] = round(time.perf_counter() - t, 3)
         failed = [o.error for o in outcomes if o.error]
         t = time.perf_counter()
-        for o in outcomes:
-            if o.result is None:
-                continue
-            for f in sorted((o.out_dir / "dicom").glob("*.dcm")):
-                self.client.upload(f.read_bytes())
+        results = [f for o in outcomes if o.result is not None for f in sorted((o.out_dir / "dicom").glob("*.dcm"))]
+        self.source.store(results)
         timings["store_s"] = round(time.perf_counter() - t, 3)
         if failed:
             raise MREFibrosisError("; ".join(failed))
@@ -143,11 +174,16 @@ class OrthancWorker:
     # ---------------------------------------------------------------- loop
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
-        log.info("watching %s (model %s)", self.config.orthanc_url, self.model_version)
+        log.info("watching %s (model %s)", self.source.name, self.model_version)
         while not stop.is_set():
             try:
                 self.poll()
             except PacsUnavailable as exc:
                 log.warning("%s", exc)
+            except PacsError as exc:  # e.g. refused credentials: say it each poll, keep the worker up
+                log.error("%s", exc)
             self.run_due()
             stop.wait(self.config.poll_seconds)
+
+
+OrthancWorker = PacsWorker  # the name before DICOMweb sources existed

@@ -7,6 +7,8 @@ the pixel values themselves (see ``exam_reader.resolve_by_content``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .series import SeriesInfo
 
 STIFFNESS = "stiffness"
@@ -16,11 +18,36 @@ WAVE = "wave"
 MAGNITUDE = "magnitude"
 PHASE = "phase"
 RAW_MRE = "raw_mre"
+RAW_RESEARCH = "raw_research"  # research raw data (Siemens MOSAIC volumes): never measured
 COLOR = "color_elastogram"
 DERIVED_UNKNOWN = "derived_unknown"
 OTHER = "other"
 
 MEASURABLE = (STIFFNESS, MASKED_STIFFNESS)
+RAW_ROLES = (PHASE, MAGNITUDE, RAW_MRE, WAVE, RAW_RESEARCH)  # acquisitions an elastogram is computed from
+
+
+@dataclass(frozen=True)
+class Signature:
+    """ImageType tokens that together mark a series' role for one vendor or program."""
+
+    source: str
+    tokens: frozenset
+    role: str
+
+
+# From a public series classifier (docs: mre-domain.md section 7): **assumed**, not checked on real
+# files, so a site can pass its own list (ReadOptions.signatures). Checked in order; first match wins.
+ASSUMED_SIGNATURES: tuple[Signature, ...] = (
+    Signature("Resoundant MMDI3D", frozenset({"MMDI3D", "STIFFNESS"}), STIFFNESS),
+    Signature("Resoundant MMDI3D", frozenset({"MMDI3D", "CONFIDENCE"}), CONFIDENCE),
+    Signature("Resoundant MMDI3D", frozenset({"MMDI3D", "MAGRMS"}), MAGNITUDE),
+    Signature("Resoundant MMDI3D", frozenset({"MMDI3D", "PHSDIFFZ"}), PHASE),
+    Signature("Philips MRE", frozenset({"MRE", "P"}), PHASE),
+    Signature("Philips MRE", frozenset({"MRE", "M_SE"}), MAGNITUDE),
+    Signature("Philips MRE", frozenset({"MRE", "FFE"}), MAGNITUDE),
+    Signature("Siemens research MOSAIC", frozenset({"MOSAIC"}), RAW_RESEARCH),
+)
 
 _STIFF_WORDS = ("stiff", "elasto", "kpa", "shear modulus", "mre map", "elastogram")
 _CONF_WORDS = ("confidence", "conf ", "conf_", "conf.", "conf-")
@@ -33,7 +60,7 @@ def _has(text: str, words: tuple[str, ...]) -> bool:
     return any(w in padded for w in words)
 
 
-def classify(info: SeriesInfo) -> tuple[str, str]:
+def classify(info: SeriesInfo, signatures: tuple[Signature, ...] = ASSUMED_SIGNATURES) -> tuple[str, str]:
     """Return (role, reason); the reason is shown by `inspect` so users see why."""
     name = info.description.lower()
     image_type = set(info.image_type)
@@ -41,6 +68,9 @@ def classify(info: SeriesInfo) -> tuple[str, str]:
         return OTHER, f"{info.modality or 'derived'} object or MREFibrosis result, not an MRE image"
     if info.is_color:
         return COLOR, f"colour image ({info.photometric}, {info.samples_per_pixel} samples): shown, never measured"
+    for sig in signatures:
+        if sig.tokens <= image_type:
+            return sig.role, f"ImageType holds {'/'.join(sorted(sig.tokens))}: {sig.source} {sig.role.replace('_', ' ')} (assumed signature)"
     if info.private_mre_tag.upper().replace(" ", "") == "MR-TOUCH" and "ORIGINAL" in image_type:
         return RAW_MRE, "GE private (0019,109C) = MR-Touch on an ORIGINAL series: phase then magnitude images"
     seq = info.sequence_name.lower()

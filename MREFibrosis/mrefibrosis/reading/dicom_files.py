@@ -16,15 +16,17 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
 
-from ..errors import DicomReadError, PixelDataError
+from ..errors import DicomReadError, MREFibrosisError, PixelDataError
+from .budget import BudgetLimits, current_budget
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
 # Caps checked before pixel data are decoded; MRE images are 256 x 256, so these are generous.
 MAX_ROWS_OR_COLUMNS = 4096
 MAX_PIXELS_PER_FILE = 64 * 1024 * 1024
-MAX_FILE_BYTES = 1024 * 1024 * 1024
+PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _check_plain_file(path: Path) -> None:
+def _check_plain_file(path: Path, max_bytes: int) -> int:
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -51,19 +53,73 @@ def _check_plain_file(path: Path) -> None:
         raise DicomReadError(f"{path.name}: not a regular file.")
     if st.st_size == 0:
         raise DicomReadError(f"{path.name}: empty file; remove it or re-export the series.")
-    if st.st_size > MAX_FILE_BYTES:
-        raise DicomReadError(f"{path.name}: file larger than {MAX_FILE_BYTES >> 20} MB; not an MRE image.")
+    if st.st_size > max_bytes:
+        raise DicomReadError(f"{path.name}: file larger than {max_bytes >> 20} MB (the per-file cap); not an MRE image.")
+    return st.st_size
+
+
+class _OverRead(Exception):
+    """Raised by _BoundedFile; turned into a DicomReadError by _dcmread."""
+
+
+class _BoundedFile:
+    """A binary file that refuses to be read past `limit` bytes: parsing work is bounded by the
+    bytes a file may sensibly hold, whatever its elements claim."""
+
+    def __init__(self, fh, limit: int):
+        self._fh = fh
+        self._limit = limit
+        self.name = getattr(fh, "name", "")
+
+    def read(self, n: int = -1) -> bytes:
+        pos = self._fh.tell()
+        if n is None or n < 0:
+            n = self._limit - pos + 1
+        if pos + n > self._limit:
+            raise _OverRead()
+        return self._fh.read(n)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+
+def _stop_rule(stop_before_pixels: bool):
+    """Where parsing ends: at the pixel data when asked, and at the first top-level tag that is not
+    above the one before (elements are stored in ascending order; a run of zeros or junk after the
+    last element would otherwise be parsed to the end of the file, 8 bytes at a time)."""
+    last = [-1]
+
+    def stop_when(tag, vr, length) -> bool:
+        t = int(tag)
+        if t < last[0]:  # equal: pydicom may ask twice about the first tag
+            return True
+        last[0] = t
+        return stop_before_pixels and t in PIXEL_DATA_TAGS
+
+    return stop_when
 
 
 def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
-    _check_plain_file(path)
+    budget = current_budget()
+    limits = budget.limits if budget is not None else BudgetLimits()
+    size = _check_plain_file(path, limits.max_file_bytes)
+    limit = min(size, limits.max_header_bytes) if stop_before_pixels else size
     try:
-        with warnings.catch_warnings():
+        with open(path, "rb") as raw, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels, force=False)
-            # Touch the elements we rely on so that lazy parsing errors surface here.
-            _ = ds.file_meta.get("TransferSyntaxUID", None)
-            _ = [elem.tag for elem in ds]
+            fh = _BoundedFile(raw, limit) if limit < size else raw  # the file's own end bounds a full read
+            try:
+                ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels), force=False)
+                # Touch the elements we rely on so that lazy parsing errors surface here.
+                _ = ds.file_meta.get("TransferSyntaxUID", None)
+                _ = [elem.tag for elem in ds]
+            finally:
+                if budget is not None:
+                    budget.charge_bytes(raw.tell())
+    except _OverRead:
+        raise DicomReadError(
+            f"{path.name}: DICOM header runs past {limits.max_header_bytes >> 20} MB before any pixel data; the file is corrupt, re-export it."
+        ) from None
     except InvalidDicomError:
         raise DicomReadError(
             f"{path.name}: not a DICOM Part 10 file (no 'DICM' preamble); skip it, or re-export the series from the scanner or PACS as DICOM files."
@@ -72,10 +128,13 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
         raise DicomReadError(f"{path.name}: DICOM sequences nested too deeply; the file is corrupt or hostile.") from None
     except MemoryError:
         raise DicomReadError(f"{path.name}: an element claims more memory than is available; the file is corrupt.") from None
+    except MREFibrosisError:
+        raise
     except Exception as exc:  # pydicom raises many types for corrupt headers
         raise DicomReadError(f"{path.name}: corrupt DICOM header ({_describe(exc)}); re-export the file.") from None
     if len(ds) == 0:
         raise DicomReadError(f"{path.name}: no data elements after the file meta header; the file is truncated, re-export it.")
+    ds.filename = str(path)
     return ds
 
 
@@ -85,9 +144,12 @@ def read_header(path: str | os.PathLike) -> Dataset:
 
 
 def is_dicomdir(ds: Dataset) -> bool:
-    meta = getattr(ds, "file_meta", None)
-    sop = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
-    return sop == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds
+    try:
+        meta = getattr(ds, "file_meta", None)
+        sop = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+        return sop == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds
+    except Exception:  # a corrupt file-meta element (e.g. an unknown VR) must not stop the folder scan
+        return False
 
 
 def _int_tag(ds: Dataset, name: str, default: int | None = None) -> int:
@@ -117,6 +179,16 @@ def expected_pixel_count(ds: Dataset, limits: PixelLimits = PixelLimits()) -> tu
     if rows * cols * frames * samples > limits.max_pixels:
         raise PixelDataError(f"image would decode to {rows * cols * frames * samples} values, over the cap of {limits.max_pixels}.")
     return rows, cols, frames, samples
+
+
+def _transfer_syntax(ds: Dataset) -> str:
+    """The file's transfer syntax UID, refused unless it is one DICOM defines."""
+    meta = getattr(ds, "file_meta", None)
+    ts_uid = str(meta.get("TransferSyntaxUID", "") or "").strip() if meta is not None else ""
+    if ts_uid and not pydicom.uid.UID(ts_uid).is_transfer_syntax:
+        shown = ts_uid if len(ts_uid) <= 64 and ts_uid.isprintable() else "(unreadable)"
+        raise PixelDataError(f"unknown transfer syntax UID {shown}; the file meta header is corrupt, re-export the file.")
+    return ts_uid
 
 
 def _decoder_available(ts_uid: str) -> bool:
@@ -156,7 +228,7 @@ def decode_pixels(ds: Dataset, limits: PixelLimits = PixelLimits()) -> np.ndarra
     if not (has_int or has_float):
         raise PixelDataError("no pixel data; the file holds no image.")
     rows, cols, frames, samples = expected_pixel_count(ds, limits)
-    ts_uid = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    ts_uid = _transfer_syntax(ds)
     compressed = bool(ts_uid) and pydicom.uid.UID(ts_uid).is_compressed
     if has_int and not compressed:
         bits = _int_tag(ds, "BitsAllocated")
@@ -168,6 +240,13 @@ def decode_pixels(ds: Dataset, limits: PixelLimits = PixelLimits()) -> np.ndarra
             raise PixelDataError(
                 f"pixel data holds {have} bytes but Rows x Columns x Frames needs {needed}; the file is truncated or its header is wrong; re-export it."
             )
+        if have > needed + 1:  # one pad byte makes an odd length even
+            raise PixelDataError(
+                f"pixel data holds {have} bytes but Rows x Columns x Frames needs only {needed}; Rows, Columns or NumberOfFrames is wrong; re-export it."
+            )
+    budget = current_budget()
+    if budget is not None:
+        budget.charge_values(rows * cols * frames * samples, "an image")
     if compressed and not _decoder_available(ts_uid):
         raise PixelDataError(_missing_decoder_hint(ts_uid))
     try:

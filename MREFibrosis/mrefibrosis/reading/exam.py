@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .findings import ReaderFinding
 from .geometry import Geometry
 
 
@@ -43,6 +44,7 @@ class Exam:
     confidence_threshold: float = 0.95
     series_used: list[SeriesUse] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    findings: list[ReaderFinding] = field(default_factory=list)  # damage a reader would flag (become warnings)
     identifiers: dict[str, str] = field(default_factory=dict)  # PatientID etc.; only written on request
     source_headers: list = field(default_factory=list, repr=False)  # elastogram headers per slice, for DICOM results
 
@@ -66,4 +68,5 @@ class Exam:
             "confidence_threshold": self.confidence_threshold,
             "series": [vars(s) for s in self.series_used],
             "notes": list(self.notes),
+            "findings": [{"flag": f.flag, "message": f.message, "indeterminate": f.indeterminate} for f in self.findings],
         }

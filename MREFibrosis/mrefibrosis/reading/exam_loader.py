@@ -8,12 +8,23 @@ import numpy as np
 
 from ..errors import ExamNotFoundError, MREFibrosisError, SeriesError, UnitError
 from . import classify as roles
+from .budget import BudgetLimits, exam_budget
 from .dicom_files import PixelLimits
 from .exam import Exam, SeriesUse, exam_key_for
+from .findings import (
+    FLAG_CONFIDENCE_NOT_ALIGNED,
+    FLAG_DUPLICATE_IMAGES,
+    FLAG_OPTIONAL_SERIES_SKIPPED,
+    FLAG_RESCALE_VARIES,
+    FLAG_SLICE_GAP,
+    FLAG_UNIT_DOUBTFUL,
+    FLAG_UNREADABLE_FILES,
+    ReaderFinding,
+)
 from .hatch import estimate_period, fit_line_families, hatch_from_twin, hatch_without_twin, low_confidence_from_lines, low_confidence_region
 from .series import ScanResult, SeriesInfo, scan_folder
 from .stacks import Stack, align_to, load_stack
-from .units import DEFAULT_VENDOR_UNITS, stiffness_unit_mapping
+from .units import DEFAULT_VENDOR_UNITS, UNIT_TO_KPA, stiffness_unit_mapping, unit_from_window
 
 INVALID_STORED = 32766  # GE marks pixels without a valid inversion with this value
 MIN_HATCH_FRACTION = 0.01  # of the non-zero area, to call an image confidence-masked
@@ -30,14 +41,19 @@ class ReadOptions:
     confidence_threshold: float = 0.95
     hatch_period_px: int | None = None
     max_plausible_kpa: float = 50.0
+    # median stiffness of the confident (else all measurable) pixels a real exam can have, in kPa: a
+    # unit 10x off lands outside (real GE: 2.08 kPa median, 1.36 kPa 5th percentile; assumed bounds)
+    plausible_median_kpa: tuple[float, float] = (1.0, 12.0)
     vendor_units: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VENDOR_UNITS))
     limits: PixelLimits = PixelLimits()
+    budget: BudgetLimits = BudgetLimits()
     include_identifiers: bool = False
+    signatures: tuple = roles.ASSUMED_SIGNATURES  # vendor ImageType signatures (assumed; a site may pass its own)
 
 
 def classify_all(series: list[SeriesInfo], options: ReadOptions) -> None:
     for s in series:
-        s.role, s.reason = roles.classify(s)
+        s.role, s.reason = roles.classify(s, options.signatures)
         if options.stiffness_series and s.matches(options.stiffness_series):
             if s.is_color:
                 raise SeriesError(f"{s.label} is a colour image and cannot be measured; select the grayscale elastogram.")
@@ -72,6 +88,13 @@ def mre_studies(scan: ScanResult, options: ReadOptions) -> dict[str, list[Series
 
 
 def _no_exam_error(scan: ScanResult) -> ExamNotFoundError:
+    raw = [s for s in scan.series if s.role in roles.RAW_ROLES]
+    if raw and not any(s.role in roles.MEASURABLE for s in scan.series):
+        kinds = ", ".join(sorted({s.role.replace("_", " ") for s in raw}))
+        return ExamNotFoundError(
+            f"{scan.root.name or scan.root} holds raw MRE images ({kinds}; {len(raw)} series) but no elastogram: the stiffness map is "
+            "computed on the scanner or by inversion software; export its stiffness (elastogram) series with the exam and measure that."
+        )
     colour = any(s.role == roles.COLOR for s in scan.series)
     hint = " (only colour elastograms were found; export the grayscale series)" if colour else ""
     return ExamNotFoundError(
@@ -164,68 +187,177 @@ def _pick_elastograms(series: list[SeriesInfo], options: ReadOptions) -> tuple[S
     return unmasked, masked[0] if masked else None
 
 
-def _stiffness_kpa(stack: Stack, vendor: str, options: ReadOptions) -> tuple[np.ndarray, np.ndarray, str, bool]:
+@dataclass
+class _Converted:
+    kpa: np.ndarray
+    valid: np.ndarray
+    unit_source: str
+    explicit: bool
+    to_kpa: float
+    findings: list
+
+
+def _stiffness_kpa(stack: Stack, vendor: str, options: ReadOptions) -> _Converted:
     stored = stack.stored
     kpa = np.empty(stored.shape, dtype=np.float32)
-    explicit = True
-    sources = set()
-    for k, header in enumerate(stack.headers):
-        mapping = stiffness_unit_mapping(header, vendor, options.stiffness_unit, options.vendor_units)
+    mappings = [stiffness_unit_mapping(h, vendor, options.stiffness_unit, options.vendor_units) for h in stack.headers]
+    for k, mapping in enumerate(mappings):
         kpa[k] = mapping.apply(stored[k].astype(np.float64))
-        explicit &= mapping.explicit
-        sources.add(mapping.source)
+    findings = []
+    scales = sorted({(round(m.slope * m.to_kpa, 12), round(m.intercept * m.to_kpa, 12)) for m in mappings})
+    if len(scales) > 1:
+        slopes = ", ".join(f"{sl:g}" for sl in sorted({m.slope for m in mappings}))
+        findings.append(
+            ReaderFinding(
+                FLAG_RESCALE_VARIES,
+                f"{stack.info.label}: the stored-value scaling differs between slices (RescaleSlope {slopes}); check the export before trusting the number",
+            )
+        )
     invalid = (stored == 0) | ~np.isfinite(kpa)
     if stored.dtype.kind in "iu":
         invalid |= stored >= INVALID_STORED
     invalid |= (kpa < 0) | (kpa > options.max_plausible_kpa)
     kpa[~np.isfinite(kpa)] = 0.0
-    return kpa, ~invalid, "; ".join(sorted(sources)), explicit
+    sources = "; ".join(sorted({m.source for m in mappings}))
+    return _Converted(kpa, ~invalid, sources, all(m.explicit for m in mappings), mappings[0].to_kpa, findings)
 
 
-def _check_plausible(kpa: np.ndarray, mask: np.ndarray, label: str) -> None:
+def _check_plausible(kpa: np.ndarray, mask: np.ndarray, label: str, bounds: tuple[float, float], source: str, user_unit: bool) -> ReaderFinding | None:
+    """Refuse a unit that puts the median where no liver exam lies, whoever stated it (the
+    file's Real World Value Mapping included); a unit the user gave is kept, with a warning."""
     if mask.sum() < 20:
-        return
+        return None
     median = float(np.median(kpa[mask]))
-    if not 0.2 <= median <= 25.0:
-        raise UnitError(
-            f"{label}: with the default unit the median stiffness would be {median:.3g} kPa, which is implausible; rerun with --stiffness-unit Pa, 10Pa or kPa."
+    lo, hi = bounds
+    if lo <= median <= hi:
+        return None
+    message = f"{label}: with {source} the median stiffness is {median:.3g} kPa, implausible for a liver exam (outside {lo:g}-{hi:g} kPa)"
+    if user_unit:
+        return ReaderFinding(FLAG_UNIT_DOUBTFUL, message + "; kept because --stiffness-unit was given")
+    raise UnitError(f"{message}: the stored unit is wrong or the series is not an elastogram; rerun with --stiffness-unit Pa, 10Pa or kPa, or pick the series.")
+
+
+def _window_disagreement(stack: Stack, to_kpa: float, source: str) -> ReaderFinding | None:
+    """The 0-8 kPa display window implies a unit; say so when the chosen unit differs from it."""
+    windowed = unit_from_window(stack.headers[0])
+    if windowed is None or abs(np.log(UNIT_TO_KPA[windowed] / to_kpa)) < 0.01:
+        return None
+    return ReaderFinding(
+        FLAG_UNIT_DOUBTFUL,
+        f"{stack.info.label}: the unit from {source} differs from the one its 0-8 kPa display window implies ({windowed}); check the unit",
+    )
+
+
+CONFIDENCE_SCALES = ((1.0, 1.0), (100.0, 100.0), (1000.0, 1000.0))  # (largest value, divisor): 0-1, percent, x1000
+
+
+def _confidence_scale(raw: np.ndarray, label: str) -> float:
+    """The confidence map's scale from its values; refuse values no confidence map holds (a
+    stiffness map described as confidence, e.g. swapped descriptions)."""
+    values = raw[np.isfinite(raw) & (raw != 0)]
+    if values.size == 0:
+        return 1000.0
+    top = float(np.percentile(values, 99.5))
+    for limit, divisor in CONFIDENCE_SCALES:
+        if top <= limit * 1.005:
+            outside = float(np.mean((values < 0) | (values > limit * 1.005)))
+            if outside <= 0.005:
+                return divisor
+            break
+    raise SeriesError(
+        f"{label}: holds values up to {top:.4g}, which no confidence map has (0-1, 0-100 or 0-1000): its description may be wrong; "
+        "name the series with --stiffness-series and --confidence-series."
+    )
+
+
+def _slice_findings(stack: Stack) -> list[ReaderFinding]:
+    """Lost or shadowed slices: a gap in the slice positions, duplicates dropped, or fewer images than announced."""
+    out = []
+    geom = stack.geometry
+    label = stack.info.label
+    if geom.n_slices >= 3:
+        steps = np.diff(geom.slice_locations_mm)
+        typical = float(np.min(steps))  # one lost slice of four leaves steps 11, 22: the smallest is the spacing
+        gaps = np.nonzero(steps > 1.5 * typical)[0]
+        if typical > 0 and gaps.size:
+            where = ", ".join(f"{geom.slice_locations_mm[g]:.1f}-{geom.slice_locations_mm[g + 1]:.1f} mm" for g in gaps)
+            out.append(ReaderFinding(FLAG_SLICE_GAP, f"{label}: slice positions jump ({where}, usually {typical:.1f} mm): a slice is missing or unreadable"))
+    if stack.info.unreadable:
+        out.append(
+            ReaderFinding(
+                FLAG_UNREADABLE_FILES, f"{label}: {stack.info.unreadable} damaged DICOM file(s) beside its images could not be read: a slice may be missing"
+            )
         )
+    if stack.info.duplicates:
+        out.append(ReaderFinding(FLAG_DUPLICATE_IMAGES, f"{label}: {stack.info.duplicates} image(s) repeat another one's SOP instance and were left out"))
+    try:
+        announced = int(stack.headers[0].get("ImagesInAcquisition", 0) or 0)
+    except Exception:
+        announced = 0
+    if announced > geom.n_slices and not any(f.flag == FLAG_SLICE_GAP for f in out):
+        out.append(ReaderFinding(FLAG_SLICE_GAP, f"{label}: {geom.n_slices} slices found, {announced} announced (ImagesInAcquisition): a slice is missing"))
+    return out
 
 
 def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -> Exam:
+    """One exam from its study's series, within the per-exam budget of bytes, pixels and time."""
+    with exam_budget(options.budget):
+        return _build_exam(study_uid, series, options)
+
+
+def _load_confidence(series: list[SeriesInfo], geom, kpa_shape, options: ReadOptions, notes: list, findings: list, used: list):
+    """(confidence 0-1, its source) from the first confidence series on the elastogram's grid."""
+    for cs in [s for s in series if s.role == roles.CONFIDENCE]:
+        try:
+            cstack = load_stack(cs, options.limits)
+        except MREFibrosisError as exc:
+            findings.append(ReaderFinding(FLAG_OPTIONAL_SERIES_SKIPPED, f"confidence series not used: {exc}"))
+            continue
+        match = align_to(geom, cstack)
+        if all(m is None for m in match):
+            findings.append(
+                ReaderFinding(FLAG_CONFIDENCE_NOT_ALIGNED, f"{cs.label}: its grid (size, spacing or positions) differs from the elastogram's; not used")
+            )
+            continue
+        raw = cstack.stored.astype(np.float32)
+        scale = _confidence_scale(raw, cs.label)
+        confidence = np.zeros(kpa_shape, dtype=np.float32)
+        for k, m in enumerate(match):
+            if m is None:
+                notes.append(f"no confidence image for slice {k}: treated as low confidence")
+            else:
+                confidence[k] = np.nan_to_num(raw[m] / scale)
+        used.append(SeriesUse(cs.role, cs.series_number, cs.description, len(cstack.headers)))
+        return confidence, f"{cs.label} (x{scale:g}) >= {options.confidence_threshold:g}"
+    return None, "none"
+
+
+def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -> Exam:
     unmasked, masked = _pick_elastograms(series, options)
     main = unmasked or masked
     assert main is not None
     vendor = main.info.vendor
     geom = main.geometry
     notes = list(geom.notes)
+    findings: list[ReaderFinding] = list(_slice_findings(main))
     used = []
-    kpa, valid, unit_source, explicit = _stiffness_kpa(main, vendor, options)
+    converted = _stiffness_kpa(main, vendor, options)
+    kpa, valid = converted.kpa, converted.valid
+    findings += converted.findings
     used.append(SeriesUse(main.info.role, main.info.series_number, main.info.description, len(main.headers)))
 
-    confidence = None
-    confidence_valid = None
-    confidence_source = "none"
-    conf_series = [s for s in series if s.role == roles.CONFIDENCE]
-    for cs in conf_series:
-        cstack = load_stack(cs, options.limits)
-        match = align_to(geom, cstack)
-        if all(m is None for m in match):
-            continue
-        raw = cstack.stored.astype(np.float32)
-        top = float(np.nanmax(raw)) if raw.size else 0.0
-        scale = 1000.0 if top > 100.5 else (100.0 if top > 1.5 else 1.0)  # x1000 (GE), percent, or 0-1
-        confidence = np.zeros(kpa.shape, dtype=np.float32)
-        for k, m in enumerate(match):
-            if m is None:
-                notes.append(f"no confidence image for slice {k}: treated as low confidence")
-            else:
-                confidence[k] = np.nan_to_num(raw[m] / scale)
-        confidence_valid = confidence >= options.confidence_threshold
-        confidence_source = f"{cs.label} (x{scale:g}) >= {options.confidence_threshold:g}"
-        used.append(SeriesUse(cs.role, cs.series_number, cs.description, len(cstack.headers)))
-        break
+    confidence, confidence_source = _load_confidence(series, geom, kpa.shape, options, notes, findings, used)
+    confidence_valid = confidence >= options.confidence_threshold if confidence is not None else None
 
+    if masked is not None and masked is not main:
+        match = align_to(geom, masked)
+        if any(m is None for m in match):
+            findings.append(
+                ReaderFinding(
+                    FLAG_CONFIDENCE_NOT_ALIGNED, f"{masked.info.label}: the masked elastogram's grid differs from the elastogram's; its hatch is not used"
+                )
+            )
+            masked = None
     if masked is not None:
         if masked is not main:
             used.append(SeriesUse(masked.info.role, masked.info.series_number, masked.info.description, len(masked.headers)))
@@ -252,19 +384,23 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
     else:
         notes.append("no confidence map or confidence-masked elastogram: ROI confidence cannot be checked")
 
-    if not explicit:
-        # judged on all stored non-background values, so a wrong unit cannot hide behind the 50 kPa cap
-        stored = main.stored
-        candidates = (stored != 0) & np.isfinite(stored.astype(np.float64))
-        if stored.dtype.kind in "iu":
-            candidates &= stored < INVALID_STORED
-        if confidence_valid is not None and (candidates & confidence_valid).sum() >= 20:
-            candidates &= confidence_valid
-        _check_plausible(kpa, candidates, main.info.label)  # kpa keeps out-of-range values; only NaN became 0
+    # judged on all stored non-background values, so a wrong unit cannot hide behind the 50 kPa cap
+    stored = main.stored
+    candidates = (stored != 0) & np.isfinite(stored.astype(np.float64))
+    if stored.dtype.kind in "iu":
+        candidates &= stored < INVALID_STORED
+    if confidence_valid is not None and (candidates & confidence_valid).sum() >= 20:
+        candidates &= confidence_valid
+    user_unit = options.stiffness_unit is not None
+    doubt = _check_plausible(kpa, candidates, main.info.label, options.plausible_median_kpa, converted.unit_source, user_unit)
+    if doubt is None and not user_unit:
+        doubt = _window_disagreement(main, converted.to_kpa, converted.unit_source)
+    if doubt is not None:
+        findings.append(doubt)
     if not valid.any():
         notes.append("no valid stiffness pixels in the elastogram")
 
-    magnitude = _magnitude(series, geom, options, used, notes)
+    magnitude = _magnitude(series, geom, options, used, notes, findings)
     frequency = next((s.driver_frequency_hz for s in series if s.driver_frequency_hz), None)
     identifiers = {}
     if options.include_identifiers:
@@ -281,17 +417,20 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
         confidence=confidence,
         magnitude=magnitude,
         driver_frequency_hz=frequency,
-        unit_source=unit_source,
+        unit_source=converted.unit_source,
         confidence_source=confidence_source,
         confidence_threshold=options.confidence_threshold,
         series_used=used,
         notes=notes,
+        findings=findings,
         identifiers=identifiers,
         source_headers=list(main.headers),
     )
 
 
-def _magnitude(series, geom, options, used, notes) -> np.ndarray | None:
+def _magnitude(series, geom, options, used, notes, findings) -> np.ndarray | None:
+    """The magnitude image on the elastogram's grid; a damaged or oversized optional series is
+    skipped with a warning, never fatal, and never decoded when its grid cannot match."""
     for s in series:
         if s.role == roles.MAGNITUDE:
             refs = s.instances
@@ -300,10 +439,13 @@ def _magnitude(series, geom, options, used, notes) -> np.ndarray | None:
             refs = ordered[len(ordered) // 2 :]  # GE: phase first, magnitude second
         else:
             continue
+        if (s.rows, s.columns) != (geom.rows, geom.columns):
+            notes.append(f"{s.label}: {s.rows} x {s.columns} images do not lie on the elastogram's {geom.rows} x {geom.columns} grid; not read")
+            continue
         try:
             st = load_stack(s, options.limits, instances=refs, average_same_position=True)
         except MREFibrosisError as exc:
-            notes.append(f"magnitude not used: {exc}")
+            findings.append(ReaderFinding(FLAG_OPTIONAL_SERIES_SKIPPED, f"magnitude not used: {exc}"))
             continue
         match = align_to(geom, st)
         if any(m is None for m in match):
@@ -315,6 +457,7 @@ def _magnitude(series, geom, options, used, notes) -> np.ndarray | None:
 
 def read_exam(path, options: ReadOptions = ReadOptions()) -> Exam:
     """Read the one MRE exam below path (a folder, recursively, or a single file)."""
-    scan = scan_folder(path)
-    study_uid, series = choose_study(scan, options)
-    return build_exam(study_uid, series, options)
+    with exam_budget(options.budget):
+        scan = scan_folder(path)
+        study_uid, series = choose_study(scan, options)
+        return build_exam(study_uid, series, options)

@@ -55,6 +55,7 @@ class SeriesInfo:
     first_header: Dataset
     instances: list[InstanceRef] = field(default_factory=list)
     duplicates: int = 0
+    unreadable: int = 0  # damaged DICOM files beside this series' images (a slice may be among them)
     role: str = "unclassified"
     reason: str = ""
 
@@ -164,6 +165,27 @@ def parse_ge_driver_frequency(ds: Dataset) -> float | None:
         return None
 
 
+IMAGE_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
+        "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image Storage
+        "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+        "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte SC
+        "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word SC
+    }
+)
+
+
+def _has_dicm_preamble(path: Path) -> bool:
+    """A DICOM Part 10 file that failed to parse (damaged), as opposed to any other file."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
 def _describe_header(ds: Dataset, path: Path) -> tuple[str, str, SeriesInfo]:
     study = _text(ds, "StudyInstanceUID") or "(no StudyInstanceUID)"
     series = _text(ds, "SeriesInstanceUID") or f"(no SeriesInstanceUID) {path.parent}"
@@ -211,18 +233,25 @@ def scan_folder(root: str | os.PathLike) -> ScanResult:
                     paths.append(p)
     skipped: Counter = Counter()
     by_series: dict[tuple[str, str], SeriesInfo] = {}
+    damaged: Counter = Counter()  # folder -> DICOM files there that could not be used
     for p in paths:
         try:
             ds = read_header(p)
         except DicomReadError as exc:
             reason = str(exc).split(": ", 1)[-1].split(";")[0]
             skipped[reason] += 1
+            if _has_dicm_preamble(p):
+                damaged[p.parent] += 1
             continue
         if is_dicomdir(ds):
             skipped["DICOMDIR index file"] += 1
             continue
-        if "PixelData" not in ds and "FloatPixelData" not in ds and _int_or_none(ds, "Rows") is None:
-            skipped["DICOM object without an image (report, presentation state, ...)"] += 1
+        if _int_or_none(ds, "Rows") is None:
+            if _text(ds, "SOPClassUID") in IMAGE_SOP_CLASSES:
+                skipped["image without Rows (damaged header)"] += 1
+                damaged[p.parent] += 1
+            else:
+                skipped["DICOM object without an image (report, presentation state, ...)"] += 1
             continue
         study, series, info = _describe_header(ds, p)
         key = (study, series)
@@ -232,5 +261,7 @@ def scan_folder(root: str | os.PathLike) -> ScanResult:
             entry.duplicates += 1
             continue
         entry.instances.append(InstanceRef(p, sop, _int_or_none(ds, "InstanceNumber")))
+    for info in by_series.values():
+        info.unreadable = sum(damaged[folder] for folder in {i.path.parent for i in info.instances})
     series_list = sorted(by_series.values(), key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.series_uid))
     return ScanResult(root=root, series=series_list, skipped=skipped, files_seen=len(paths))

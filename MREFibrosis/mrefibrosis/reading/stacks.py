@@ -34,6 +34,10 @@ class _Plane:
     instance_number: int
 
 
+MAX_ABS_POSITION_MM = 1e5  # a scanner's field of view is well under a metre
+PIXEL_SPACING_RANGE_MM = (0.01, 100.0)
+
+
 def _floats(value, n: int, what: str, label: str) -> np.ndarray:
     try:
         arr = np.array([float(v) for v in value], dtype=float)
@@ -41,63 +45,69 @@ def _floats(value, n: int, what: str, label: str) -> np.ndarray:
         raise SeriesError(f"{label}: {what} holds an invalid number; the geometry cannot be used.") from None
     if arr.shape != (n,):
         raise SeriesError(f"{label}: {what} must hold {n} numbers, found {arr.size}.")
+    if not np.all(np.isfinite(arr)):
+        raise SeriesError(f"{label}: {what} holds a non-finite number; the geometry cannot be used.")
     return arr
 
 
 def _optional_float(value) -> float | None:
     try:
-        return None if value in (None, "") else float(value)
+        v = None if value in (None, "") else float(value)
+    except Exception:
+        return None
+    return v if v is not None and np.isfinite(v) else None
+
+
+def _plane_geometry(position, orientation, spacing, label: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """One image's position, orientation and pixel spacing, each checked before any use."""
+    for name, value in (("ImagePositionPatient", position), ("ImageOrientationPatient", orientation), ("PixelSpacing", spacing)):
+        if value in (None, ""):
+            raise SeriesError(f"{label}: an image lacks {name}; without it the ROI cannot be placed or its area computed.")
+    pos = _floats(position, 3, "ImagePositionPatient", label)
+    ori = _floats(orientation, 6, "ImageOrientationPatient", label)
+    sp = _floats(spacing, 2, "PixelSpacing", label)
+    if np.max(np.abs(pos)) > MAX_ABS_POSITION_MM:
+        raise SeriesError(f"{label}: ImagePositionPatient lies over {MAX_ABS_POSITION_MM / 1000:g} m from the scanner centre; the geometry is corrupt.")
+    lo, hi = PIXEL_SPACING_RANGE_MM
+    if np.any(sp < lo) or np.any(sp > hi):
+        raise SeriesError(f"{label}: PixelSpacing {sp[0]:g} x {sp[1]:g} mm is outside {lo:g}-{hi:g} mm; the areas would be meaningless, re-export the series.")
+    return pos, ori, (float(sp[0]), float(sp[1]))
+
+
+def _first_item(seq):
+    try:
+        return seq[0] if seq else None
     except Exception:
         return None
 
 
 def _planes_of(ds: Dataset, image: np.ndarray, label: str, instance_number: int) -> list[_Plane]:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
-        for name in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
-            if ds.get(name) in (None, ""):
-                raise SeriesError(f"{label}: an image lacks {name}; without it the ROI cannot be placed or its area computed.")
-        return [
-            _Plane(
-                _floats(ds.ImagePositionPatient, 3, "ImagePositionPatient", label),
-                _floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", label),
-                tuple(_floats(ds.PixelSpacing, 2, "PixelSpacing", label)),
-                _optional_float(ds.get("SliceThickness")),
-                image if image.ndim == 2 else image[0],
-                ds,
-                instance_number,
-            )
-        ]
-    # Enhanced multi-frame: geometry lives in functional groups.
-    shared = (ds.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    shared = _first_item(ds.get("SharedFunctionalGroupsSequence")) or Dataset()
+    images = image.reshape((-1,) + image.shape[-2:]) if image.ndim >= 2 else image
+    if images.ndim != 3 or images.shape[0] != frames:
+        raise PixelDataError(f"{label}: the image holds {images.shape[0] if images.ndim == 3 else 0} frames but NumberOfFrames says {frames}.")
+    if frames == 1 and not any(_first_item(item.get(g)) is not None for item in per_frame for g in ("PlanePositionSequence",)):
+        # classic single-frame image (functional groups, if any, hold no geometry)
+        pos, ori, sp = _plane_geometry(ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient"), ds.get("PixelSpacing"), label)
+        return [_Plane(pos, ori, sp, _optional_float(ds.get("SliceThickness")), images[0], ds, instance_number)]
+    # Enhanced multi-frame: geometry lives in functional groups.
     if len(per_frame) != frames:
         raise SeriesError(f"{label}: multi-frame image without per-frame positions; cannot place its slices.")
-    images = image.reshape((frames,) + image.shape[-2:])
     planes = []
     for f in range(frames):
         item = per_frame[f]
 
         def group(name: str, item=item):
-            g = item.get(name) or shared.get(name)
-            return g[0] if g else None
+            own = _first_item(item.get(name))
+            return own if own is not None else _first_item(shared.get(name))
 
-        pos = group("PlanePositionSequence")
-        ori = group("PlaneOrientationSequence")
-        meas = group("PixelMeasuresSequence")
+        pos, ori, meas = group("PlanePositionSequence"), group("PlaneOrientationSequence"), group("PixelMeasuresSequence")
         if pos is None or ori is None or meas is None:
             raise SeriesError(f"{label}: frame {f + 1} lacks plane position, orientation or pixel spacing.")
-        planes.append(
-            _Plane(
-                _floats(pos.ImagePositionPatient, 3, "ImagePositionPatient", label),
-                _floats(ori.ImageOrientationPatient, 6, "ImageOrientationPatient", label),
-                tuple(_floats(meas.PixelSpacing, 2, "PixelSpacing", label)),
-                _optional_float(meas.get("SliceThickness")),
-                images[f],
-                ds,
-                instance_number * 10000 + f,
-            )
-        )
+        p, o, sp = _plane_geometry(pos.get("ImagePositionPatient"), ori.get("ImageOrientationPatient"), meas.get("PixelSpacing"), label)
+        planes.append(_Plane(p, o, sp, _optional_float(meas.get("SliceThickness")), images[f], ds, instance_number * 10000 + f))
     return planes
 
 
@@ -154,6 +164,9 @@ def align_to(reference: Geometry, stack: Stack) -> list[int | None]:
         return [None] * reference.n_slices
     if np.max(np.abs(g.row_direction - reference.row_direction)) > 1e-3 or np.max(np.abs(g.column_direction - reference.column_direction)) > 1e-3:
         return [None] * reference.n_slices
+    for mine, theirs in ((g.row_spacing_mm, reference.row_spacing_mm), (g.column_spacing_mm, reference.column_spacing_mm)):
+        if abs(mine - theirs) > 1e-3 * theirs:  # same size, other spacing: the pixels do not coincide
+            return [None] * reference.n_slices
     tol = 0.5 * min(reference.row_spacing_mm, reference.column_spacing_mm)
     out: list[int | None] = []
     for k in range(reference.n_slices):

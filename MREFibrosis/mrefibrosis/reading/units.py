@@ -88,8 +88,10 @@ def stiffness_unit_mapping(
     vendor_units: dict[str, str] | None = None,
 ) -> UnitMapping:
     vendor_units = DEFAULT_VENDOR_UNITS if vendor_units is None else vendor_units
-    slope = _float(ds.get("RescaleSlope"), 1.0) or 1.0
+    slope = _float(ds.get("RescaleSlope"), 1.0)
     intercept = _float(ds.get("RescaleIntercept"), 0.0)
+    if not np.isfinite(slope) or slope == 0 or not np.isfinite(intercept):
+        raise UnitError(f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} cannot scale stored values; the header is corrupt, re-export the series.")
     rescaled = "RescaleSlope" in ds or "RescaleIntercept" in ds
     if override is not None:
         if override not in UNIT_TO_KPA:

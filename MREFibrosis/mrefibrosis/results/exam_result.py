@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -78,6 +79,20 @@ class Provenance:
             "model": self.model.to_json() if self.model else None,
             "software_version": self.software_version,
         }
+
+
+def finite_json(value):
+    """The value with every non-finite float as None: JSON has no NaN or Infinity, and a reader of
+    result.json must not meet them (they would come from absurd geometry or values)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, np.floating):
+        return finite_json(float(value))
+    return value
 
 
 def inputs_used(exam: Exam, model: ModelIdentity | None) -> tuple[str, ...]:
@@ -186,7 +201,7 @@ class ExamResult:
         }
         if include_identifiers and self.exam.identifiers:
             out["identifiers"] = dict(self.exam.identifiers)
-        return out
+        return finite_json(out)
 
     def summary_line(self) -> str:
         """One line for logs, the SR's text and the overlay: no identifiers."""

@@ -140,47 +140,51 @@ def read_nifti_roi(path: Path) -> RoiVolume:
     return RoiVolume(np.transpose(arr, (2, 1, 0)) > 0, m, path.name)
 
 
-def read_dicom_seg_roi(path: Path, slice_step_mm: float) -> list[RoiVolume]:
-    """Each frame of the chosen segment becomes a one-slice volume, thick as the elastogram step."""
-    from ..reading.dicom_files import read_pixels
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+FRACTION_IN_ROI = 0.5  # a FRACTIONAL SEG (probability or occupancy) counts a pixel from 50 %
 
-    ds, frames = read_pixels(path)
-    if str(ds.get("SOPClassUID", "")) != "1.2.840.10008.5.1.4.1.1.66.4":
+
+def _chosen_segment(ds) -> int:
+    """The liver segment (SCT 10200004) when one is coded so, else the first."""
+    segments = list(ds.SegmentSequence)
+    for seg in segments:
+        codes = seg.get("SegmentedPropertyTypeCodeSequence") or []
+        if codes and str(codes[0].get("CodeValue", "")) == LIVER_SCT:
+            return int(seg.SegmentNumber)
+    return int(segments[0].SegmentNumber)
+
+
+def read_dicom_seg_roi(path: Path, slice_step_mm: float) -> list[RoiVolume]:
+    """The liver segment of a DICOM SEG of any type (BINARY, FRACTIONAL at 50 %, LABELMAP),
+    decoded by highdicom, the field's own SEG library."""
+    from ..reading.dicom_files import read_header
+
+    header = read_header(path)  # bounded, typed errors for files that are not DICOM at all
+    if str(header.get("SOPClassUID", "")) not in (SEG_SOP_CLASS, "1.2.840.10008.5.1.4.1.1.66.7"):
         raise RoiError(f"{path.name}: a DICOM file but not a Segmentation object.")
-    frames = np.asarray(frames).reshape((-1,) + frames.shape[-2:])
     try:
-        segments = list(ds.SegmentSequence)
-        chosen = int(segments[0].SegmentNumber)
-        for seg in segments:
-            codes = seg.get("SegmentedPropertyTypeCodeSequence") or []
-            if codes and str(codes[0].get("CodeValue", "")) == LIVER_SCT:
-                chosen = int(seg.SegmentNumber)
-                break
-        shared = ds.SharedFunctionalGroupsSequence[0]
-        per_frame = ds.PerFrameFunctionalGroupsSequence
-        volumes = []
-        for f, item in enumerate(per_frame):
-            ident = (item.get("SegmentIdentificationSequence") or shared.SegmentIdentificationSequence)[0]
-            seg_no = int(ident.ReferencedSegmentNumber)
-            if seg_no != chosen:
-                continue
-            ori_g = (item.get("PlaneOrientationSequence") or shared.PlaneOrientationSequence)[0]
-            meas = (item.get("PixelMeasuresSequence") or shared.PixelMeasuresSequence)[0]
-            pos = np.array([float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient])
-            iop = np.array([float(v) for v in ori_g.ImageOrientationPatient])
-            dr, dc = (float(v) for v in meas.PixelSpacing)
-            normal = np.cross(iop[:3], iop[3:])
-            m = np.eye(4)
-            m[:3, 0] = iop[:3] * dc
-            m[:3, 1] = iop[3:] * dr
-            m[:3, 2] = normal * slice_step_mm
-            m[:3, 3] = pos
-            volumes.append(RoiVolume(frames[f].T[:, :, None] > 0, m, f"{path.name} frame {f + 1}"))
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
-        raise RoiError(f"{path.name}: DICOM SEG without the plane positions and segment identification it needs.") from None
-    if not volumes:
-        raise RoiError(f"{path.name}: DICOM SEG has no frames for its segment.")
-    return volumes
+        import highdicom as hd
+    except ImportError:
+        raise RoiError(f"{path.name}: reading a DICOM SEG needs highdicom (pip install 'mrefibrosis[dicom]'); or give the ROI as .seg.nrrd.") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            seg = hd.seg.segread(str(path))
+            chosen = _chosen_segment(seg)
+            volume = seg.get_volume(segment_numbers=[chosen], combine_segments=False, rescale_fractional=True)
+    except Exception as exc:
+        raise RoiError(f"{path.name}: DICOM SEG cannot be decoded ({type(exc).__name__}: {str(exc)[:120]}); re-export it.") from None
+    arr = np.asarray(volume.array)
+    if arr.ndim == 4:
+        arr = arr[..., 0]
+    seg_type = str(seg.get("SegmentationType", "BINARY")).upper()
+    mask = arr >= FRACTION_IN_ROI if seg_type == "FRACTIONAL" else arr > 0
+    affine = np.asarray(volume.affine, dtype=float)  # maps (slice, row, column) indices to LPS
+    ijk_to_lps = affine[:, [2, 1, 0, 3]]
+    if arr.shape[0] == 1 or not np.any(ijk_to_lps[:3, 2]):  # one frame: give it the elastogram's thickness
+        normal = np.cross(ijk_to_lps[:3, 0], ijk_to_lps[:3, 1])
+        ijk_to_lps[:3, 2] = normal / max(np.linalg.norm(normal), 1e-9) * slice_step_mm
+    return [RoiVolume(np.transpose(mask, (2, 1, 0)), ijk_to_lps, path.name)]
 
 
 def read_roi(path: str | os.PathLike, geometry: Geometry) -> np.ndarray:
