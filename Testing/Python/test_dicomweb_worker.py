@@ -45,19 +45,21 @@ def _worker(pacs, tiny_model, tmp_path, **extra):
     return PacsWorker(_config(pacs, tmp_path, **extra), segmenter=Segmenter(tiny_model[0], device="cpu"))
 
 
-def _until_idle(worker, timeout=90.0):
+def _until_idle(worker, timeout=90.0) -> list:
+    """Poll and run until nothing is pending for 3 s; returns the (study, outcome) pairs of the jobs run."""
     deadline = time.time() + timeout
     quiet_since = None
+    ran = []
     while time.time() < deadline:
         added = worker.poll()
-        worker.run_due()
+        ran += worker.run_due()
         pending = [j for j in worker.jobs.all() if j.state == "pending"]
         if added or pending:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.time()
         elif time.time() - quiet_since > 3.0:
-            return
+            return ran
         time.sleep(0.3)
     raise AssertionError(f"worker did not finish: {worker.jobs.all()}")
 
@@ -87,7 +89,7 @@ def test_study_found_by_qido_processed_once_results_stored_by_stow(pacs, tiny_mo
     instances = len(pacs.get("/instances"))
     # the same exam sent again: not processed again, nothing duplicated
     pacs.store(exam)
-    _until_idle(worker)
+    assert _until_idle(worker) == []
     assert len(pacs.get("/instances")) == instances
     assert [j.state for j in worker.jobs.all()] == [DONE]
     # and the password never reached the job store or the worker's description
@@ -149,3 +151,28 @@ def test_more_studies_than_one_page(pacs, tiny_model, tmp_path):
     _until_idle(worker)
     jobs = worker.jobs.all()
     assert len(jobs) == 5 and {j.state for j in jobs} == {IGNORED}
+
+
+def test_study_that_grows_after_processing_is_processed_again_without_duplicates(pacs, tiny_model, tmp_path):
+    import pydicom
+
+    exam = tiny_model[1][0] / "dicom"
+    worker = _worker(pacs, tiny_model, tmp_path)
+    pacs.store(exam)
+    _until_idle(worker)
+    assert [j.state for j in worker.jobs.all()] == [DONE]
+    # a late series arrives in the same study (a new SeriesInstanceUID, e.g. a re-sent magnitude series)
+    late = tmp_path / "late"
+    late.mkdir()
+    files = sorted((exam / "series_0501").iterdir())
+    new_series = pydicom.uid.generate_uid()
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.SeriesNumber = new_series, pydicom.uid.generate_uid(), 601
+        ds.save_as(late / f.name, enforce_file_format=True)
+    pacs.store(late)
+    assert [outcome for _, outcome in _until_idle(worker)] == [DONE]  # processed again, once
+    job = worker.jobs.all()[0]
+    assert job.state == DONE and len(worker.jobs.all()) == 1
+    modalities = sorted(m for _, m in _qido_series(pacs))
+    assert modalities.count("SEG") == 1 and modalities.count("SR") == 1  # the same results, replaced, not added
