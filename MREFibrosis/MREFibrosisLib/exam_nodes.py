@@ -12,6 +12,7 @@ import slicer
 import vtk
 
 from mrefibrosis.reading.exam import Exam
+from mrefibrosis.reading.findings import ReaderFinding
 from mrefibrosis.reading.geometry import Geometry
 
 from .exam_identity import ATTR
@@ -49,6 +50,23 @@ def add_volume(scene, array: np.ndarray, ijk_to_lps: np.ndarray, name: str, labe
     slicer.util.updateVolumeFromArray(node, np.ascontiguousarray(array))
     node.CreateDefaultDisplayNodes()
     return node
+
+
+def findings_to_attribute(findings: list[ReaderFinding]) -> str:
+    """What the reader noticed at load (a lost slice, a per-slice rescale, ...), kept on the volume so
+    that every later Compute reports it, as the CLI does."""
+    import json
+
+    return json.dumps([{"flag": f.flag, "message": f.message, "indeterminate": f.indeterminate} for f in findings])
+
+
+def _findings_from_attribute(text: str | None) -> list[ReaderFinding]:
+    import json
+
+    try:
+        return [ReaderFinding(str(f["flag"]), str(f["message"]), bool(f.get("indeterminate", False))) for f in json.loads(text or "[]")]
+    except (ValueError, TypeError, KeyError):
+        return []
 
 
 def exam_from_nodes(stiffness_node, validity_node=None) -> Exam:
@@ -89,4 +107,5 @@ def exam_from_nodes(stiffness_node, validity_node=None) -> Exam:
         confidence_valid=confidence_valid,
         driver_frequency_hz=float(frequency) if frequency else None,
         unit_source=stiffness_node.GetAttribute(ATTR + "UnitSource") or "kPa volume",
+        findings=_findings_from_attribute(stiffness_node.GetAttribute(ATTR + "ReaderFindings")),
     )

@@ -22,7 +22,7 @@ from mrefibrosis.results.roi_files import read_roi
 
 from .dicom_database import stage_study_folder, study_files_for_volume
 from .exam_identity import ATTR, ExamIdentity, ExamMismatchError, identity_of, require_engine_stiffness, require_same_exam
-from .exam_nodes import add_volume, exam_from_nodes, validity_array
+from .exam_nodes import add_volume, exam_from_nodes, findings_to_attribute, validity_array
 from .export_support import dicom_export_problem
 from .process_runner import ProcessRunner, RunnerUpdate, RunState, engine_environment, python_interpreter
 from .segment_nodes import find_roi_segment, segment_mask, set_roi_segment
@@ -101,6 +101,7 @@ class MREFibrosisLogic:
             ("SourceFolder", str(Path(folder).resolve())),
             ("StudyInstanceUID", str(getattr(header, "StudyInstanceUID", "") or "")),
             ("SeriesInstanceUID", str(getattr(header, "SeriesInstanceUID", "") or "")),
+            ("ReaderFindings", findings_to_attribute(exam.findings)),
             ("Role", "stiffness"),
         ):
             stiffness.SetAttribute(ATTR + key, value)

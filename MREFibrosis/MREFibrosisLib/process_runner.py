@@ -150,6 +150,21 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+def _end_tree(root: int, pids: list[int], force: bool) -> None:
+    """Ask (SIGTERM) or force (SIGKILL) the root's process group and each listed process to end;
+    on Windows, taskkill over the tree."""
+    if os.name == "posix":
+        sig = signal.SIGKILL if force else signal.SIGTERM
+        try:
+            os.killpg(root, sig)
+        except OSError:
+            pass
+        for pid in pids:
+            _signal(pid, sig)
+    else:
+        subprocess.run(["taskkill", *(["/F"] if force else []), "/T", "/PID", str(root)], capture_output=True, check=False)
+
+
 class ProcessRunner:
     """One child process: start, poll, cancel. Not thread-safe; call from one (the GUI) thread."""
 
@@ -255,15 +270,7 @@ class ProcessRunner:
             return True
         root = self._proc.pid
         tree = [root, *_descendants(root)]
-        if os.name == "posix":
-            try:
-                os.killpg(root, signal.SIGTERM)
-            except OSError:
-                pass
-            for pid in tree:
-                _signal(pid, signal.SIGTERM)
-        else:
-            subprocess.run(["taskkill", "/T", "/PID", str(root)], capture_output=True, check=False)
+        _end_tree(root, tree, force=False)
         deadline = time.monotonic() + grace_seconds
         while time.monotonic() < deadline and any(_alive(p) for p in tree):
             self._proc.poll()
@@ -271,15 +278,7 @@ class ProcessRunner:
         tree = list(dict.fromkeys(tree + _descendants(root)))
         leftover = [p for p in tree if _alive(p)]
         if leftover:
-            if os.name == "posix":
-                try:
-                    os.killpg(root, signal.SIGKILL)
-                except OSError:
-                    pass
-                for pid in leftover:
-                    _signal(pid, signal.SIGKILL)
-            else:
-                subprocess.run(["taskkill", "/F", "/T", "/PID", str(root)], capture_output=True, check=False)
+            _end_tree(root, leftover, force=True)
         try:
             self._proc.wait(timeout=max(grace_seconds, 1.0))
         except subprocess.TimeoutExpired:

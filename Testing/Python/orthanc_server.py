@@ -104,3 +104,23 @@ def have_orthanc() -> bool:
 
 def have_dicomweb_plugin() -> bool:
     return have_orthanc() and DICOMWEB_PLUGIN.is_file()
+
+
+def until_idle(worker, timeout: float = 90.0) -> list:
+    """Poll and run the worker's jobs until nothing is pending and nothing new arrived for 3 s;
+    returns the (study, outcome) pairs of the jobs that ran."""
+    deadline = time.time() + timeout
+    quiet_since = None
+    ran = []
+    while time.time() < deadline:
+        added = worker.poll()
+        ran += worker.run_due()
+        pending = [j for j in worker.jobs.all() if j.state == "pending"]
+        if added or pending:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.time()
+        elif time.time() - quiet_since > 3.0:
+            return ran
+        time.sleep(0.3)
+    raise AssertionError(f"worker did not finish: {worker.jobs.all()}")

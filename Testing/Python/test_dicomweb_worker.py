@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from orthanc_server import OrthancServer, have_dicomweb_plugin
+from orthanc_server import OrthancServer, have_dicomweb_plugin, until_idle
 
 from mrefibrosis.cli import main
 from mrefibrosis.model.inference import Segmenter
@@ -45,25 +45,6 @@ def _worker(pacs, tiny_model, tmp_path, **extra):
     return PacsWorker(_config(pacs, tmp_path, **extra), segmenter=Segmenter(tiny_model[0], device="cpu"))
 
 
-def _until_idle(worker, timeout=90.0) -> list:
-    """Poll and run until nothing is pending for 3 s; returns the (study, outcome) pairs of the jobs run."""
-    deadline = time.time() + timeout
-    quiet_since = None
-    ran = []
-    while time.time() < deadline:
-        added = worker.poll()
-        ran += worker.run_due()
-        pending = [j for j in worker.jobs.all() if j.state == "pending"]
-        if added or pending:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.time()
-        elif time.time() - quiet_since > 3.0:
-            return ran
-        time.sleep(0.3)
-    raise AssertionError(f"worker did not finish: {worker.jobs.all()}")
-
-
 def _qido_series(pacs):
     from dicomweb_client.api import DICOMwebClient
 
@@ -80,7 +61,7 @@ def test_study_found_by_qido_processed_once_results_stored_by_stow(pacs, tiny_mo
     exam = tiny_model[1][0] / "dicom"
     worker = _worker(pacs, tiny_model, tmp_path)
     pacs.store(exam)
-    _until_idle(worker)
+    until_idle(worker)
     series = _qido_series(pacs)
     modalities = sorted(m for _, m in series)
     assert modalities.count("SEG") == 1 and modalities.count("SR") == 1 and modalities.count("OT") == 1
@@ -89,7 +70,7 @@ def test_study_found_by_qido_processed_once_results_stored_by_stow(pacs, tiny_mo
     instances = len(pacs.get("/instances"))
     # the same exam sent again: not processed again, nothing duplicated
     pacs.store(exam)
-    assert _until_idle(worker) == []
+    assert until_idle(worker) == []
     assert len(pacs.get("/instances")) == instances
     assert [j.state for j in worker.jobs.all()] == [DONE]
     # and the password never reached the job store or the worker's description
@@ -136,7 +117,7 @@ def test_server_away_mid_job_is_retried_without_duplicates(pacs, tiny_model, tmp
     pacs.start()
     worker2 = _worker(pacs, tiny_model, tmp_path)
     worker2.jobs.db.execute("UPDATE jobs SET next_try = 0")
-    _until_idle(worker2)
+    until_idle(worker2)
     assert [j.state for j in worker2.jobs.all()] == [DONE]
     modalities = sorted(m for _, m in _qido_series(pacs))
     assert modalities.count("SEG") == 1 and modalities.count("SR") == 1
@@ -148,7 +129,7 @@ def test_more_studies_than_one_page(pacs, tiny_model, tmp_path):
     for exam in tiny_model[1][:5]:
         raw = exam / "dicom" / "series_0501"  # GE MR-Touch raw images; Siemens-style exams: magnitude
         pacs.store(raw if raw.is_dir() else exam / "dicom" / "series_0010")
-    _until_idle(worker)
+    until_idle(worker)
     jobs = worker.jobs.all()
     assert len(jobs) == 5 and {j.state for j in jobs} == {IGNORED}
 
@@ -159,7 +140,7 @@ def test_study_that_grows_after_processing_is_processed_again_without_duplicates
     exam = tiny_model[1][0] / "dicom"
     worker = _worker(pacs, tiny_model, tmp_path)
     pacs.store(exam)
-    _until_idle(worker)
+    until_idle(worker)
     assert [j.state for j in worker.jobs.all()] == [DONE]
     # a late series arrives in the same study (a new SeriesInstanceUID, e.g. a re-sent magnitude series)
     late = tmp_path / "late"
@@ -171,7 +152,7 @@ def test_study_that_grows_after_processing_is_processed_again_without_duplicates
         ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.SeriesNumber = new_series, pydicom.uid.generate_uid(), 601
         ds.save_as(late / f.name, enforce_file_format=True)
     pacs.store(late)
-    assert [outcome for _, outcome in _until_idle(worker)] == [DONE]  # processed again, once
+    assert [outcome for _, outcome in until_idle(worker)] == [DONE]  # processed again, once
     job = worker.jobs.all()[0]
     assert job.state == DONE and len(worker.jobs.all()) == 1
     modalities = sorted(m for _, m in _qido_series(pacs))

@@ -49,3 +49,18 @@ def test_missing_ca_bundle_and_unknown_source(tmp_path):
         make_source(WorkerConfig(source="ftp"))
     with pytest.raises(PacsConfigError, match="dicomweb_url"):
         make_source(WorkerConfig(source="dicomweb"))
+
+
+def test_read_options_from_a_json_config():
+    from mrefibrosis.reading.budget import BudgetLimits
+    from mrefibrosis.reading.exam_loader import ReadOptions
+
+    opts = ReadOptions(
+        **{
+            "budget": {"max_seconds_per_exam": 30},
+            "plausible_median_kpa": [0.8, 15],
+            "signatures": [{"source": "site", "tokens": ["MRE", "STIFF"], "role": "stiffness"}],
+        }
+    )
+    assert opts.budget == BudgetLimits(max_seconds_per_exam=30) and opts.plausible_median_kpa == (0.8, 15)
+    assert opts.signatures[0].tokens == frozenset({"MRE", "STIFF"})

@@ -5,7 +5,7 @@ import time
 
 import pytest
 from model_fixtures import train_tiny_model
-from orthanc_server import OrthancServer, have_orthanc
+from orthanc_server import OrthancServer, have_orthanc, until_idle
 
 from mrefibrosis.model.inference import Segmenter
 from mrefibrosis.pacs.jobs import DONE, IGNORED
@@ -31,24 +31,6 @@ def _worker(orthanc, tiny, tmp_path):
     return OrthancWorker(cfg, segmenter=Segmenter(tiny[0], device="cpu"))
 
 
-def _until_idle(worker, timeout=60.0):
-    """Poll and run jobs until every queued job has finished and nothing new arrived for 3 s."""
-    deadline = time.time() + timeout
-    quiet_since = None
-    while time.time() < deadline:
-        added = worker.poll()
-        worker.run_due()
-        pending = [j for j in worker.jobs.all() if j.state == "pending"]
-        if added or pending:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.time()
-        elif time.time() - quiet_since > 3.0:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"worker did not finish: {worker.jobs.all()}")
-
-
 def _series_modalities(orthanc):
     out = []
     for study in orthanc.get("/studies"):
@@ -61,14 +43,14 @@ def test_exam_gets_seg_sr_overlay_once(orthanc, tiny, tmp_path):
     exam = tiny[1][0] / "dicom"
     worker = _worker(orthanc, tiny, tmp_path)
     orthanc.store(exam)
-    _until_idle(worker)
+    until_idle(worker)
     modalities = _series_modalities(orthanc)
     assert modalities.count("SEG") == 1 and modalities.count("SR") == 1 and modalities.count("OT") == 1
     assert [j.state for j in worker.jobs.all()] == [DONE]
     instances = len(orthanc.get("/instances"))
     # the same exam sent again: no duplicates
     orthanc.store(exam)
-    _until_idle(worker)
+    until_idle(worker)
     assert len(orthanc.get("/instances")) == instances
     assert _series_modalities(orthanc) == modalities
 
@@ -77,7 +59,7 @@ def test_non_mre_study_is_ignored_and_worker_goes_on(orthanc, tiny, tmp_path):
     worker = _worker(orthanc, tiny, tmp_path)
     orthanc.store(tiny[1][0] / "dicom" / "series_0501")  # raw MR-Touch images only: no elastogram
     orthanc.store(tiny[1][2] / "dicom")
-    _until_idle(worker)
+    until_idle(worker)
     states = sorted(j.state for j in worker.jobs.all())
     assert states == sorted([IGNORED, DONE])
 
@@ -97,7 +79,7 @@ def test_pacs_down_during_a_job_then_back(orthanc, tiny, tmp_path):
     # a restarted worker (new process state, same job database) finishes the job
     worker2 = _worker(orthanc, tiny, tmp_path)
     worker2.jobs.db.execute("UPDATE jobs SET next_try = 0")
-    _until_idle(worker2)
+    until_idle(worker2)
     assert [j.state for j in worker2.jobs.all()] == [DONE]
     assert "SEG" in _series_modalities(orthanc)
 

@@ -226,3 +226,18 @@ def test_cancelled_segment_ends_its_processes_and_imports_nothing(scene, tiny_mo
     with pytest.raises(RuntimeError, match="cancelled"):
         logic.finish_segment(scene, job)
     assert na.stiffness.GetNodeReference("MREFibrosis.roi") is None
+
+
+def test_reader_findings_reach_the_slicer_compute(scene, ge_exam, tmp_path):
+    """A slice lost from the export is reported by Compute in Slicer as by the CLI."""
+    import shutil
+
+    folder = tmp_path / "exam"
+    shutil.copytree(ge_exam.path, folder)
+    stiffness = sorted((folder / "series_0500").iterdir())
+    stiffness[1].unlink()
+    logic = MREFibrosisLogic()
+    nodes = logic.load_exam(scene, folder)
+    shape = slicer.util.arrayFromVolume(nodes.stiffness).shape
+    result, _ = logic.compute(scene, nodes.stiffness, _roi_node(logic, scene, nodes.stiffness, np.ones(shape, bool)))
+    assert "slice_gap" in result.measurement.warnings

@@ -50,6 +50,18 @@ class ReadOptions:
     include_identifiers: bool = False
     signatures: tuple = roles.ASSUMED_SIGNATURES  # vendor ImageType signatures (assumed; a site may pass its own)
 
+    def __post_init__(self):
+        # JSON configs (PACS worker, receiver) give plain dicts and lists: turn them into the types used
+        if isinstance(self.budget, dict):
+            object.__setattr__(self, "budget", BudgetLimits(**self.budget))
+        if isinstance(self.limits, dict):
+            object.__setattr__(self, "limits", PixelLimits(**self.limits))
+        if isinstance(self.plausible_median_kpa, list):
+            object.__setattr__(self, "plausible_median_kpa", tuple(self.plausible_median_kpa))
+        if self.signatures and isinstance(next(iter(self.signatures)), dict):
+            sigs = tuple(roles.Signature(s["source"], frozenset(s["tokens"]), s["role"]) for s in self.signatures)
+            object.__setattr__(self, "signatures", sigs)
+
 
 def classify_all(series: list[SeriesInfo], options: ReadOptions) -> None:
     for s in series:

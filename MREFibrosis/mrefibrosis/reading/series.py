@@ -165,15 +165,20 @@ def parse_ge_driver_frequency(ds: Dataset) -> float | None:
         return None
 
 
-IMAGE_SOP_CLASSES = frozenset(
-    {
-        "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
-        "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image Storage
-        "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
-        "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte SC
-        "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word SC
-    }
+# SOP classes (prefixes) and modalities of objects that hold no image by design
+NON_IMAGE_SOP_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.88.",  # structured reports, key objects
+    "1.2.840.10008.5.1.4.1.1.11.",  # presentation states
+    "1.2.840.10008.5.1.4.1.1.104.",  # encapsulated documents
+    "1.2.840.10008.5.1.4.1.1.481.",  # radiotherapy objects
+    "1.2.840.10008.5.1.4.1.1.66",  # raw data, spatial registration, fiducials
 )
+NON_IMAGE_MODALITIES = frozenset({"SR", "PR", "KO", "DOC", "REG", "FID", "RTSTRUCT", "RTPLAN", "RTDOSE"})
+
+
+def _is_non_image(ds: Dataset) -> bool:
+    sop = _text(ds, "SOPClassUID")
+    return sop.startswith(NON_IMAGE_SOP_PREFIXES) or _text(ds, "Modality").upper() in NON_IMAGE_MODALITIES
 
 
 def _has_dicm_preamble(path: Path) -> bool:
@@ -247,11 +252,11 @@ def scan_folder(root: str | os.PathLike) -> ScanResult:
             skipped["DICOMDIR index file"] += 1
             continue
         if _int_or_none(ds, "Rows") is None:
-            if _text(ds, "SOPClassUID") in IMAGE_SOP_CLASSES:
+            if _is_non_image(ds):
+                skipped["DICOM object without an image (report, presentation state, ...)"] += 1
+            else:  # an image whose header lost Rows (or its SOP class): damaged, and maybe a slice
                 skipped["image without Rows (damaged header)"] += 1
                 damaged[p.parent] += 1
-            else:
-                skipped["DICOM object without an image (report, presentation state, ...)"] += 1
             continue
         study, series, info = _describe_header(ds, p)
         key = (study, series)
