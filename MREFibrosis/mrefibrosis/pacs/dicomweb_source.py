@@ -14,8 +14,8 @@ import io
 import time
 from pathlib import Path
 
+from .http_session import PacsError, http_failure
 from .jobs import JobStore
-from .orthanc_client import PacsError, http_failure
 from .orthanc_source import is_result_series
 
 STUDY_UID, N_INSTANCES, MODALITY, SERIES_UID, DESCRIPTION = "0020000D", "00201208", "00080060", "0020000E", "0008103E"

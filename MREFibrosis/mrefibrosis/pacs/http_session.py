@@ -1,4 +1,5 @@
-"""HTTP sessions for PACS connections: authentication, TLS and timeouts from the worker config.
+"""HTTP sessions for PACS connections (authentication, TLS, timeouts from the worker config) and the
+errors every PACS call turns failures into.
 
 Why here: every PACS call (Orthanc REST, DICOMweb through dicomweb-client) goes through one
 `requests.Session` built the same way. Secrets are read from an environment variable or a file
@@ -17,6 +18,33 @@ from ..errors import MREFibrosisError
 
 class PacsConfigError(MREFibrosisError):
     """The connection settings are incomplete or point at a missing secret."""
+
+
+class PacsUnavailable(MREFibrosisError):
+    """The PACS did not answer (down, restarting, network): the job is retried later."""
+
+
+class PacsError(MREFibrosisError):
+    """The PACS answered with an error for this request."""
+
+
+def http_failure(exc: Exception, server: str, setting: str) -> MREFibrosisError:
+    """One typed, one-line error for a failed HTTP call: refused credentials name the setting to
+    fix, a server that is away is retried later, anything else names the status."""
+    import requests
+
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        code = exc.response.status_code
+        if code in (401, 403):
+            return PacsError(f"{server} refused the credentials (HTTP {code}); check '{setting}' in the worker config.")
+        if code in (502, 503, 504):
+            return PacsUnavailable(f"{server} is unavailable (HTTP {code}); will retry")
+        return PacsError(f"{server} answered HTTP {code} to {exc.request.method if exc.request else 'a request'}")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return PacsError(f"{server}: TLS certificate check failed; set 'ca_bundle' in the worker config to your hospital's CA.")
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, OSError)):
+        return PacsUnavailable(f"{server} is unreachable ({type(exc).__name__}); will retry")
+    return PacsError(f"{server}: {type(exc).__name__}")
 
 
 @dataclass(frozen=True)

@@ -1,36 +1,11 @@
-"""Orthanc's own REST calls (the change feed, study listing, upload) over a `requests` session, with
-network trouble turned into one error type the worker retries on."""
+"""Orthanc's own REST calls (the change feed, study listing, upload) over the worker's `requests`
+session; failures become the PACS errors of `http_session`."""
 
 from __future__ import annotations
 
-from ..errors import MREFibrosisError
+from .http_session import PacsError, PacsUnavailable, http_failure
 
-
-class PacsUnavailable(MREFibrosisError):
-    """The PACS did not answer (down, restarting, network): the job is retried later."""
-
-
-class PacsError(MREFibrosisError):
-    """The PACS answered with an error for this request."""
-
-
-def http_failure(exc: Exception, server: str, setting: str) -> MREFibrosisError:
-    """One typed, one-line error for a failed HTTP call: refused credentials name the setting to
-    fix, a server that is away is retried later, anything else names the status."""
-    import requests
-
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        code = exc.response.status_code
-        if code in (401, 403):
-            return PacsError(f"{server} refused the credentials (HTTP {code}); check '{setting}' in the worker config.")
-        if code in (502, 503, 504):
-            return PacsUnavailable(f"{server} is unavailable (HTTP {code}); will retry")
-        return PacsError(f"{server} answered HTTP {code} to {exc.request.method if exc.request else 'a request'}")
-    if isinstance(exc, requests.exceptions.SSLError):
-        return PacsError(f"{server}: TLS certificate check failed; set 'ca_bundle' in the worker config to your hospital's CA.")
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, OSError)):
-        return PacsUnavailable(f"{server} is unreachable ({type(exc).__name__}); will retry")
-    return PacsError(f"{server}: {type(exc).__name__}")
+__all__ = ["OrthancClient", "PacsError", "PacsUnavailable"]
 
 
 class OrthancClient:
@@ -47,7 +22,7 @@ class OrthancClient:
             resp.raise_for_status()
             return resp.content
         except (requests.RequestException, OSError) as exc:
-            raise http_failure(exc, f"Orthanc at {self.url}", "orthanc_username / orthanc_password_env") from None
+            raise http_failure(exc, f"Orthanc at {self.url}", "auth") from None
 
     def get_json(self, path: str):
         import json

@@ -21,9 +21,8 @@ from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..reading.exam_loader import ReadOptions
 from .config import load_config
-from .http_session import AuthSettings, PacsConfigError, make_session
+from .http_session import AuthSettings, PacsConfigError, PacsError, PacsUnavailable, make_session
 from .jobs import DONE, FAILED, IGNORED, Job, JobStore
-from .orthanc_client import PacsError, PacsUnavailable
 
 log = logging.getLogger("mrefibrosis.worker")
 
