@@ -1,8 +1,9 @@
 """MREFibrosis: liver stiffness (kPa) and fibrosis stage from an MR elastography exam.
 
 Thin Qt panel; the work is done by MREFibrosisLib (Qt-free logic, tested with slicer-core) and the
-`mrefibrosis` engine next to this file. Heavy packages (torch, segmentation-models-pytorch) are
-installed on first use after the user agrees, never at import or startup.
+`mrefibrosis` engine next to this file. Packages (scipy, pynrrd, psutil; onnxruntime for Segment on
+the CPU) are installed on first use after the user agrees, never at import or startup; PyTorch is
+optional (GPU, training).
 """
 
 import logging
@@ -58,26 +59,19 @@ class MREFibrosisParameterNode:
 
 
 def ensure_dependencies(segment: bool) -> bool:
-    """Ask once, then install the pinned requirements: torch through the PyTorch extension, the rest with pip."""
-    from MREFibrosisLib.dependencies import ENGINE_REQUIREMENTS, MODEL_REQUIREMENTS, missing_for, read_requirements
+    """Ask once, then install the pinned requirements with pip (Segment on the CPU needs only
+    onnxruntime; PyTorch, for GPUs and training, comes from the PyTorch extension: docs/slicer.md)."""
+    from MREFibrosisLib.dependencies import missing_for, read_requirements, requirement_files
 
     missing = missing_for(segment)
     if not missing:
         return True
     if not slicer.util.confirmOkCancelDisplay(
-        _("MREFibrosis needs these Python packages: {0}. Install them now? This can take several minutes.").format(", ".join(missing))
+        _("MREFibrosis needs these Python packages: {0}. Install them now? This can take a few minutes.").format(", ".join(missing))
     ):
         return False
     with slicer.util.WaitCursor():
-        if "torch" in missing:
-            try:
-                import PyTorchUtils
-            except ImportError:
-                slicer.util.errorDisplay(_("Install the PyTorch extension from the Extensions Manager first, then restart Slicer."))
-                return False
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-                return False
-        files = [ENGINE_REQUIREMENTS] + ([MODEL_REQUIREMENTS] if segment else [])
+        files = requirement_files(segment)
         if hasattr(slicer, "pydeps"):  # Slicer >= 5.11
             for f in files:
                 slicer.pydeps.pip_ensure(slicer.pydeps.load_requirements(str(f)), requester="MREFibrosis")
@@ -176,12 +170,9 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return self.logic
 
     def _deviceText(self) -> str:
-        if self._parameterNode.forceCpu:
-            return _("CPU (forced)")
-        import torch
+        from MREFibrosisLib.dependencies import compute_device_text
 
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-        return _("GPU: {0}").format(gpu) if gpu else _("CPU (no CUDA GPU found)")
+        return compute_device_text(self._parameterNode.forceCpu)
 
     def _engineVolume(self, logic):
         """The selected stiffness volume if the engine loaded it; a DICOM-browser volume is read again by the engine."""
@@ -297,9 +288,9 @@ class MREFibrosisLogic(ScriptedLoadableModuleLogic):
 
 
 class MREFibrosisTest(ScriptedLoadableModuleTest):
-    """The radiologist's flow on a simulated exam: load, Segment (background process), erase part of
+    """The radiologist's flow on a simulated exam: load, Segment (off the GUI thread), erase part of
     the ROI, Compute, Export, and the exported mean checked against numpy on the edited mask.
-    Installs nothing: without torch the ground-truth ROI stands in for Segment."""
+    Installs nothing: without a runtime (onnxruntime or torch) the ground-truth ROI stands in."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()

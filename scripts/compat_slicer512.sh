@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Slicer 5.12 compatibility run: the engine and the Slicer Lib tests that need no torch, on Python 3.12
 # with the package versions Slicer 5.12.3 bundles (SuperBuild/External_python*.cmake) plus the
-# module's own first-use requirements (MREFibrosis/Resources/requirements.txt), in .venv-slicer512.
+# module's own first-use requirements (MREFibrosis/Resources/requirements.txt, and requirements-onnx.txt
+# for Segment on the CPU), in .venv-slicer512. No torch: Segment there runs on ONNX Runtime alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,9 +26,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 VPY=$VENV/bin/python
 stamp="$VENV/.mrefibrosis-stamp"
-want="$(printf '%s\n' "${SLICER_512[@]}"; cat MREFibrosis/Resources/requirements.txt)"
+want="$(printf '%s\n' "${SLICER_512[@]}"; cat MREFibrosis/Resources/requirements.txt MREFibrosis/Resources/requirements-onnx.txt)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  "$VPY" -m pip install -q --disable-pip-version-check "${SLICER_512[@]}" -r MREFibrosis/Resources/requirements.txt pytest 2>&1 | grep -v "^WARNING: Location" || true
+  "$VPY" -m pip install -q --disable-pip-version-check "${SLICER_512[@]}" -r MREFibrosis/Resources/requirements.txt -r MREFibrosis/Resources/requirements-onnx.txt pytest 2>&1 | grep -v "^WARNING: Location" || true
   "$VPY" -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
   printf '%s' "$want" > "$stamp"
 fi
@@ -46,4 +47,5 @@ exec "$VPY" -m pytest -q -p no:cacheprovider \
   Testing/Python/test_reader.py Testing/Python/test_bad_input.py Testing/Python/test_measure.py Testing/Python/test_qc.py \
   Testing/Python/test_result_contract.py Testing/Python/test_dicom_results.py Testing/Python/test_roi_io.py Testing/Python/test_hatch.py \
   Testing/Python/test_metrics.py Testing/Python/test_process_runner.py Testing/Python/test_slicer_exam_identity.py Testing/Python/test_slicer_logic.py \
-  Testing/Python/test_slicer_module_wiring.py Testing/Python/test_packaging.py Testing/Python/test_cli.py "$@"
+  Testing/Python/test_slicer_module_wiring.py Testing/Python/test_packaging.py Testing/Python/test_cli.py \
+  Testing/Python/test_onnx_runtime.py Testing/Python/test_slicer_segment_thread.py "$@"

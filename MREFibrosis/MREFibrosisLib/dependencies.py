@@ -13,7 +13,8 @@ from pathlib import Path
 
 RESOURCES = Path(__file__).resolve().parent.parent / "Resources"
 ENGINE_REQUIREMENTS = RESOURCES / "requirements.txt"
-MODEL_REQUIREMENTS = RESOURCES / "requirements-model.txt"
+MODEL_REQUIREMENTS = RESOURCES / "requirements-model.txt"  # torch runtime: GPU and training
+ONNX_REQUIREMENTS = RESOURCES / "requirements-onnx.txt"  # CPU Segment without PyTorch
 _LINE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(==\s*([^\s;#]+))?")
 
 
@@ -49,11 +50,41 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def torch_runtime_ready() -> bool:
+    return torch_available() and not unmet(read_requirements(MODEL_REQUIREMENTS))
+
+
 def missing_for(segment: bool) -> list[str]:
-    """What Compute (segment=False) or Segment (segment=True) still needs; 'torch' stands for the PyTorch extension."""
+    """What Compute (segment=False) or Segment (segment=True) still needs. Segment needs one
+    runtime: the pinned onnxruntime (CPU, small) unless the torch runtime is already complete;
+    PyTorch is never asked for here (it is for GPUs and training: docs/slicer.md)."""
     missing = unmet(read_requirements(ENGINE_REQUIREMENTS))
-    if segment:
-        if not torch_available():
-            missing.insert(0, "torch")
-        missing += unmet(read_requirements(MODEL_REQUIREMENTS))
+    if segment and not torch_runtime_ready():
+        missing += unmet(read_requirements(ONNX_REQUIREMENTS))
     return missing
+
+
+def requirement_files(segment: bool) -> list[Path]:
+    """The files whose pins ensure_dependencies installs for Compute or Segment."""
+    return [ENGINE_REQUIREMENTS] + ([ONNX_REQUIREMENTS] if segment and not torch_runtime_ready() else [])
+
+
+def compute_device_text(force_cpu: bool) -> str:
+    """What Segment will run on, for the panel's label, without importing torch unless it is the runtime."""
+    from mrefibrosis.model.inference import choose_runtime, default_model_path
+    from mrefibrosis.model.onnx_format import graph_path_for
+
+    device = "cpu" if force_cpu else "auto"
+    try:
+        runtime = choose_runtime("auto", device, "auto", graph_path_for(default_model_path()))
+    except Exception as exc:  # a one-line reason is all the label can show
+        return f"not available ({exc})"
+    if runtime == "onnx":
+        return "CPU, ONNX Runtime" + (" (forced)" if force_cpu else "")
+    if not torch_runtime_ready():
+        return "not available: install onnxruntime (CPU) or the PyTorch extension (GPU)"
+    import torch
+
+    if not force_cpu and torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}, PyTorch"
+    return "CPU, PyTorch" + (" (forced)" if force_cpu else "")

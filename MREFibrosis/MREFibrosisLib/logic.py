@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import slicer
 
 from mrefibrosis.measure.fibrosis_stages import get_preset
 from mrefibrosis.measure.roi_stats import MIN_AREA_CM2
-from mrefibrosis.pipeline import ExamResult, process_exam, write_results
+from mrefibrosis.pipeline import ExamResult, process_exam, segment_to_files, write_results
 from mrefibrosis.reading.exam_loader import ReadOptions, read_exam
 from mrefibrosis.results.roi_files import read_roi
 
@@ -27,6 +28,7 @@ from .export_support import dicom_export_problem
 from .process_runner import ProcessRunner, RunnerUpdate, RunState, engine_environment, python_interpreter
 from .segment_nodes import find_roi_segment, segment_mask, set_roi_segment
 from .table_nodes import fill_table
+from .thread_runner import JobCancelled, ThreadRunner
 
 OWNER = ATTR + "StiffnessNodeID"  # on segmentation and table nodes: the stiffness volume they belong to
 ROI_REFERENCE = ATTR + "roi"  # from a stiffness volume to its own segmentation node
@@ -64,10 +66,11 @@ class ExportOutcome:
 
 @dataclass
 class SegmentJob:
-    """A background `mrefibrosis segment` for one exam; its ROI lands on that exam whatever is selected later."""
+    """A background Segment for one exam (thread or child process); its ROI lands on that exam
+    whatever is selected later."""
 
     identity: ExamIdentity
-    runner: ProcessRunner
+    runner: ProcessRunner | ThreadRunner
     out_dir: Path
     updates: list[str] = field(default_factory=list)
 
@@ -84,6 +87,8 @@ class MREFibrosisLogic:
 
     def __init__(self):
         self._segmenters: dict = {}
+        self._segmenter_lock = threading.Lock()
+        self._segment_lock = threading.Lock()  # one loaded segmenter computes one exam at a time
         self.results: dict[str, ComputedResult] = {}  # by stiffness node ID
 
     # ------------------------------------------------------------------ load
@@ -153,13 +158,24 @@ class MREFibrosisLogic:
         return node
 
     # ------------------------------------------------------------------ segment
-    def segmenter(self, model_path=None, device: str = "auto", precision: str = "auto"):
+    def segmenter(self, model_path=None, device: str = "auto", precision: str = "auto", runtime: str = "auto"):
         from mrefibrosis.model.inference import Segmenter
 
-        key = (str(model_path or ""), device, precision)
-        if key not in self._segmenters:
-            self._segmenters[key] = Segmenter(model_path, device=device, precision=precision)
-        return self._segmenters[key]
+        key = (str(model_path or ""), device, precision, runtime)
+        with self._segmenter_lock:
+            if key not in self._segmenters:
+                self._segmenters[key] = Segmenter(model_path, device=device, precision=precision, runtime=runtime)
+            return self._segmenters[key]
+
+    @staticmethod
+    def segments_in_process(model_path=None, device: str = "auto") -> bool:
+        """Whether Segment runs on a thread here (ONNX Runtime on the CPU, model kept loaded between
+        clicks) rather than in a child process (torch: GPU, or no onnxruntime/graph)."""
+        from mrefibrosis.model.inference import choose_runtime, default_model_path
+        from mrefibrosis.model.onnx_format import graph_path_for
+
+        path = Path(model_path) if model_path else default_model_path()
+        return choose_runtime("auto", device, "auto", graph_path_for(path)) == "onnx"
 
     def segment(self, scene, stiffness_node, validity_node=None, segmentation_node=None, model_path=None, device="auto", precision="auto"):
         """Run the segmenter in this process (scripts and tests; the panel uses start_segment)."""
@@ -194,14 +210,41 @@ class MREFibrosisLogic:
             cmd += ["--model", str(model_path)]
         return cmd
 
-    def start_segment(self, stiffness_node, model_path=None, device: str = "auto", work_dir=None, interpreter: str | None = None) -> SegmentJob:
-        """Start the segmenter in a child process (the GUI stays responsive and can cancel)."""
+    def start_segment(
+        self, stiffness_node, model_path=None, device: str = "auto", work_dir=None, interpreter: str | None = None, in_process: bool | None = None
+    ) -> SegmentJob:
+        """Start Segment off the GUI thread: on a thread with the loaded ONNX Runtime segmenter when
+        it can run here, else in a child `mrefibrosis segment` process. Both write the same ROI file."""
         identity = identity_of(stiffness_node)
+        if not identity.source_folder:
+            raise ValueError("this volume has no source folder; load the exam with 'Load MRE exam from folder'.")
         out_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="mrefibrosis-segment-"))
-        argv = [interpreter or python_interpreter(), *self.segment_arguments(identity, out_dir, model_path, device)]
-        runner = ProcessRunner(argv, env=engine_environment())
+        if in_process if in_process is not None else self.segments_in_process(model_path, device):
+            runner = self._segment_thread(identity, out_dir, model_path, device)
+        else:
+            argv = [interpreter or python_interpreter(), *self.segment_arguments(identity, out_dir, model_path, device)]
+            runner = ProcessRunner(argv, env=engine_environment())
         runner.start()
         return SegmentJob(identity, runner, out_dir)
+
+    def _segment_thread(self, identity: ExamIdentity, out_dir: Path, model_path, device: str) -> ThreadRunner:
+        loaded: list = []
+
+        def work(progress, cancelled):
+            progress(0.05, "reading the exam")
+            exam = read_exam(identity.source_folder, ReadOptions(study=identity.exam_key or None, stiffness_series=identity.series_uid or None))
+            progress(0.2, "loading the model")
+            seg = self.segmenter(model_path, device, runtime="onnx")
+            loaded.append(seg)
+            if cancelled():
+                raise JobCancelled()
+            progress(0.3, "segmenting")
+            with self._segment_lock:
+                info = segment_to_files(exam, seg, out_dir, cancelled)
+            progress(1.0, "done")
+            return info
+
+        return ThreadRunner(work, cancel_hook=lambda: [s.cancel() for s in loaded], name="mrefibrosis-segment")
 
     def finish_segment(self, scene, job: SegmentJob, segmentation_node=None):
         """Import a finished job's ROI into the exam it was started for; refuse if that exam is gone."""

@@ -165,7 +165,26 @@ def _end_tree(root: int, pids: list[int], force: bool) -> None:
         subprocess.run(["taskkill", *(["/F"] if force else []), "/T", "/PID", str(root)], capture_output=True, check=False)
 
 
-class ProcessRunner:
+class PollingRunner:
+    """What both runners (child process, thread) share on top of their own poll()."""
+
+    def poll(self) -> RunnerUpdate:
+        raise NotImplementedError
+
+    def wait(self, timeout: float) -> RunnerUpdate:
+        """Poll until finished or timeout seconds passed (scripts and tests; the GUI uses a timer)."""
+        deadline = time.monotonic() + timeout
+        update = self.poll()
+        lines = list(update.lines)
+        while not update.finished and time.monotonic() < deadline:
+            time.sleep(0.02)
+            update = self.poll()
+            lines.extend(update.lines)
+        update.lines = lines
+        return update
+
+
+class ProcessRunner(PollingRunner):
     """One child process: start, poll, cancel. Not thread-safe; call from one (the GUI) thread."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | os.PathLike | None = None, keep_lines: int = 5000):
@@ -241,18 +260,6 @@ class ProcessRunner:
             if code is not None and (self._reader is None or not self._reader.is_alive()) and self._lines.empty():
                 self._finish(RunState.SUCCEEDED if code == 0 else RunState.FAILED, code)
         update.state = self.state
-        return update
-
-    def wait(self, timeout: float) -> RunnerUpdate:
-        """Poll until finished or timeout seconds passed (scripts and tests; the GUI uses a timer)."""
-        deadline = time.monotonic() + timeout
-        update = self.poll()
-        lines = list(update.lines)
-        while not update.finished and time.monotonic() < deadline:
-            time.sleep(0.02)
-            update = self.poll()
-            lines.extend(update.lines)
-        update.lines = lines
         return update
 
     def _finish(self, state: RunState, code: int | None) -> None:

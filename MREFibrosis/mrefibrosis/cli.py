@@ -11,7 +11,6 @@ from pathlib import Path
 
 from . import __version__
 from .errors import MREFibrosisError, printable
-from .reading.exam_loader import ReadOptions
 
 log = logging.getLogger("mrefibrosis")
 
@@ -38,18 +37,37 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         help="auto uses reduced precision only where the model file says it was validated",
     )
     g.add_argument("--tta", action="store_true", help="flip test-time augmentation; reports an agreement score per exam")
+    g.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", "torch", "onnx"],
+        help="auto: torch on a CUDA GPU, ONNX Runtime on the CPU when onnxruntime and the model's .onnx graph are there, torch otherwise",
+    )
 
 
 def _segmenter(args):
     from .model.inference import Segmenter
 
-    seg = Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256)
+    seg = Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256, runtime=args.runtime)
     d = seg.describe()
-    log.info("model %s (%s, %s) on %s, %s", d["file"], d["architecture"], d["model_version"], d["device"], d["precision"])
+    log.info("model %s (%s, %s) on %s, %s, %s", d["file"], d["architecture"], d["model_version"], d["runtime"], d["device"], d["precision"])
     return seg
 
 
-def _read_options(args) -> ReadOptions:
+def _segmenter_meanwhile(args):
+    """Load the model on a thread (checksums, weights, runtime session) while the exams are found
+    and read: the two overlap on a multi-core machine, which is most of a cold start."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="model-load")
+    future = pool.submit(_segmenter, args)
+    pool.shutdown(wait=False)
+    return future
+
+
+def _read_options(args):
+    from .reading.exam_loader import ReadOptions
+
     if not 0.0 < args.confidence_threshold <= 1.0:
         raise MREFibrosisError("--confidence-threshold must lie in (0, 1], e.g. 0.95.")
     return ReadOptions(
@@ -106,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G")
     p.add_argument("--model", metavar="FILE")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", "torch", "onnx"],
+        help="as for measure; for throughput on a CPU with AVX512-BF16, torch (bf16) segments faster than ONNX Runtime (fp32): benchmarks/bench_cold_start.py",
+    )
     p.add_argument("--preset", default="seed")
 
     p = sub.add_parser("receiver", help="DICOM storage SCP: process studies after a quiet period, send results by C-STORE")
@@ -119,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage-mix", metavar="MIX", help="weights of drawn fibrosis stages, e.g. F0=1,F1=1,F2=1,F3=1,F4=1")
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
     p.add_argument("--preview", metavar="PNG", help="also draw a sheet of the first exam into PNG")
+
+    p = sub.add_parser("export-onnx", help="write a model's ONNX Runtime graph (weights stay in the model file) and check it against torch")
+    p.add_argument("model", metavar="MODEL", help="model file (.mrefmodel); format-1 files are converted to format 2")
+    p.add_argument("--out", metavar="DIR", help="folder for the model (format 2), its .onnx graph and SHA256SUMS (default: beside MODEL)")
+    p.add_argument("--model-sha256", metavar="HEX", help="SHA-256 of the whole model file as published; refused on mismatch")
 
     p = sub.add_parser("manifest", help="write manifest.csv (exam, roi, reader kPa, stage, sex, age) for a synthetic cohort")
     p.add_argument("cohort", metavar="COHORT", help="folder written by 'mrefibrosis synth'")
@@ -300,11 +329,14 @@ def cmd_measure(args) -> int:
 def _measure_with_segmenter(args, options) -> int:
     from .measure.fibrosis_stages import get_preset
     from .pipeline import process_many
+    from .reading.exam_loader import find_exams
 
     preset = get_preset(args.preset)  # refuse a bad preset before loading the model
-    seg = _segmenter(args)
+    loading = getattr(args, "model_loading", None) or _segmenter_meanwhile(args)
+    found = find_exams(args.study, options)
+    seg = loading.result()
     failed = 0
-    for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers, args.dicom):
+    for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers, args.dicom, found=found):
         if outcome.error:
             failed += 1
             print(f"error: exam {outcome.exam_key}: {outcome.error}", file=sys.stderr)
@@ -322,33 +354,24 @@ def _log_result(result) -> None:
 
 
 def cmd_segment(args) -> int:
-    import json
-
-    from .pipeline import for_each_exam
+    from .pipeline import for_each_exam, segment_to_files
     from .reading.exam_loader import find_exams
-    from .results.roi_files import write_seg_nrrd
-    from .results.staged_files import staged_outputs
 
     def progress(fraction: float, message: str) -> None:
         if args.progress:
             print(f"progress {fraction:.3f} {message}", flush=True)
 
     options = _read_options(args)
-    progress(0.0, "finding the exam")
+    progress(0.0, "finding the exam and loading the model")
+    loading = getattr(args, "model_loading", None) or _segmenter_meanwhile(args)
     exams = find_exams(args.study, options)
     progress(0.1, "loading the model")
-    seg = _segmenter(args)
+    seg = loading.result()
     done = 0
 
     def segment_and_write(exam, target):
         progress(0.2 + 0.75 * done / len(exams), f"segmenting exam {done + 1} of {len(exams)}")
-        s = seg.segment(exam)
-        area = float(s.roi.sum() * exam.geometry.pixel_area_mm2 / 100.0)
-        info = {"exam_key": exam.exam_key, "roi_area_cm2": area, "tta_agreement": s.tta_agreement, "seconds": round(s.seconds, 3), "model": seg.describe()}
-        with staged_outputs(target) as out:
-            write_seg_nrrd(out.path("roi.seg.nrrd"), s.roi, exam.geometry)
-            out.path("segmentation.json").write_text(json.dumps(info, indent=2) + "\n")
-        return info
+        return segment_to_files(exam, seg, target)
 
     failed = 0
     for outcome in for_each_exam(exams, args.out, options, segment_and_write):
@@ -362,6 +385,21 @@ def cmd_segment(args) -> int:
         log.info("exam %s: ROI %.2f cm2%s -> %s", outcome.exam_key, info["roi_area_cm2"], tta, outcome.out_dir)
     progress(1.0, "done")
     return 2 if failed else 0
+
+
+def cmd_export_onnx(args) -> int:
+    from .model.onnx_graph import export_onnx
+
+    report = export_onnx(args.model, args.out, args.model_sha256)
+    log.info(
+        "wrote %s (%d kB, %d weights read from the model file) beside %s; ONNX Runtime vs torch fp32: max |logit difference| %.2g",
+        report.graph_path,
+        report.graph_bytes // 1000,
+        report.external_tensors,
+        report.model_path.name,
+        report.max_abs_logit_difference,
+    )
+    return 0
 
 
 def cmd_inspect(args) -> int:
@@ -426,7 +464,7 @@ def cmd_batch(args) -> int:
 
     if args.workers < 1:
         raise MREFibrosisError("--workers must be at least 1.")
-    summary = run_batch(args.input, args.out, args.address, args.workers, args.gpus_per_worker, args.model, args.device, args.preset)
+    summary = run_batch(args.input, args.out, args.address, args.workers, args.gpus_per_worker, args.model, args.device, args.preset, runtime=args.runtime)
     log.info("batch: %(folders)d folders, %(scored)d scored, %(skipped)d skipped, %(failed)d failed in %(seconds).1f s -> %(csv)s", summary)
     return 0
 
@@ -450,7 +488,12 @@ def cmd_receiver(args) -> int:
 
 
 def _printable_record(record: logging.LogRecord) -> bool:
-    """Log lines carry file names and DICOM text: make each one printable before it is written."""
+    """Log lines carry file names and DICOM text: make each one printable before it is written.
+    pydicom's own records (decoder tracebacks, value warnings quoting header text) are dropped here,
+    at the handler: pydicom resets its logger's level when it is imported, which is now after this
+    set-up (the reading stack is imported on first use)."""
+    if record.name.split(".")[0] == "pydicom" and record.levelno < logging.CRITICAL:
+        return False
     record.msg = printable(record.getMessage())
     record.args = None
     return True
@@ -483,8 +526,11 @@ def main(argv: list[str] | None = None) -> int:
         "train": cmd_train,
         "tune": cmd_tune,
         "evaluate": cmd_evaluate,
+        "export-onnx": cmd_export_onnx,
     }
     try:
+        # commands that segment start loading the model before the reading stack is even imported
+        args.model_loading = _segmenter_meanwhile(args) if args.command == "segment" or (args.command == "measure" and args.roi is None) else None
         return handlers[args.command](args)
     except MREFibrosisError as exc:
         print(f"error: {printable(exc)}", file=sys.stderr)

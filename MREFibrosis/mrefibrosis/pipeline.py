@@ -115,8 +115,10 @@ def process_many(
     min_area_cm2: float = MIN_AREA_CM2,
     include_identifiers: bool = False,
     dicom: bool = False,
+    found: list | None = None,
 ):
-    """Measure every exam below `paths` with one loaded segmenter; yields an outcome per exam."""
+    """Measure every exam below `paths` (or the exams `find_exams` already found there) with one
+    loaded segmenter; yields an outcome per exam."""
     from .reading.exam_loader import find_exams
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
@@ -126,7 +128,24 @@ def process_many(
         write_results(result, target, include_identifiers, dicom)
         return result
 
-    yield from for_each_exam(find_exams(paths, options), out_dir, options, measure_and_write)
+    yield from for_each_exam(found if found is not None else find_exams(paths, options), out_dir, options, measure_and_write)
+
+
+def segment_to_files(exam: Exam, segmenter, target: str | os.PathLike, cancelled: Callable[[], bool] | None = None) -> dict:
+    """roi.seg.nrrd and segmentation.json of one exam, all or nothing: what `mrefibrosis segment`
+    writes and what the Slicer module imports, from the CLI's child process or its own thread.
+    A cancel (the `cancelled` callable) writes nothing."""
+    from .model.runtime_errors import SegmentationCancelled
+
+    s = segmenter.segment(exam, cancelled) if cancelled is not None else segmenter.segment(exam)
+    if cancelled is not None and cancelled():
+        raise SegmentationCancelled("segmentation cancelled")
+    area = float(s.roi.sum() * exam.geometry.pixel_area_mm2 / 100.0)
+    info = {"exam_key": exam.exam_key, "roi_area_cm2": area, "tta_agreement": s.tta_agreement, "seconds": round(s.seconds, 3), "model": segmenter.describe()}
+    with staged_outputs(target) as out:
+        write_seg_nrrd(out.path("roi.seg.nrrd"), s.roi, exam.geometry)
+        out.path("segmentation.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
 
 
 def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identifiers: bool = False, dicom: bool = False) -> list[Path]:

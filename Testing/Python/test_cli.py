@@ -110,8 +110,14 @@ def test_segmenter_without_torch_says_what_to_install(tmp_path, ge_exam, monkeyp
     from mrefibrosis.model.inference import default_model_path
 
     monkeypatch.setitem(sys.modules, "torch", None)
-    code = main(["measure", str(ge_exam.path), "--out", str(tmp_path / "o"), "--model", str(default_model_path())])
+    code = main(["measure", str(ge_exam.path), "--out", str(tmp_path / "o"), "--model", str(default_model_path()), "--runtime", "torch"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error:")
     assert "torch" in err and "--roi" in err
+    assert not (tmp_path / "o").exists()
+    # neither runtime: auto names both ways out
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    code = main(["measure", str(ge_exam.path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "onnxruntime" in err and "torch" in err
     assert not (tmp_path / "o").exists()

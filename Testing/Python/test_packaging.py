@@ -55,7 +55,7 @@ def test_extension_metadata():
     text = (ROOT / "CMakeLists.txt").read_text()
     for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
         assert re.search(rf"set\({key} \"[^\"]+\"\)", text), key
-    assert 'set(EXTENSION_DEPENDS "PyTorch")' in text
+    assert 'set(EXTENSION_DEPENDS "NA")' in text  # no PyTorch extension needed: Segment runs on onnxruntime
     assert text.index("find_package(Slicer") < text.index("add_subdirectory(MREFibrosis)") < text.index("Slicer_EXTENSION_CPACK")
     assert (ROOT / "Resources" / "Icons" / "MREFibrosis.png").exists()
 
@@ -73,7 +73,7 @@ def test_license_and_extension_index_entry():
     assert set(entry) <= allowed and {"$schema", "category", "scm_url"} <= set(entry)
     cmake = (ROOT / "CMakeLists.txt").read_text()
     assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in cmake
-    assert f'set(EXTENSION_DEPENDS "{" ".join(entry["build_dependencies"])}")' in cmake
+    assert f'set(EXTENSION_DEPENDS "{" ".join(entry.get("build_dependencies", [])) or "NA"}")' in cmake
     homepage = re.search(r'set\(EXTENSION_HOMEPAGE "([^"]+)"\)', cmake).group(1)
     assert entry["scm_url"].removesuffix(".git") == homepage
 
@@ -82,12 +82,13 @@ def test_first_use_requirements_are_pinned_and_met_here():
     """What the panel installs on first use is pinned, and these tests ran with exactly those pins."""
     import importlib.util
 
-    from MREFibrosisLib.dependencies import ENGINE_REQUIREMENTS, MODEL_REQUIREMENTS, missing_for, read_requirements, unmet
+    from MREFibrosisLib.dependencies import ENGINE_REQUIREMENTS, MODEL_REQUIREMENTS, ONNX_REQUIREMENTS, missing_for, read_requirements, unmet
 
-    for f in (ENGINE_REQUIREMENTS, MODEL_REQUIREMENTS):
+    for f in (ENGINE_REQUIREMENTS, MODEL_REQUIREMENTS, ONNX_REQUIREMENTS):
         reqs = read_requirements(f)
         assert reqs and all(re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][0-9A-Za-z.]*", r) for r in reqs), reqs
     assert missing_for(segment=False) == []
-    if importlib.util.find_spec("torch") is not None:
-        assert missing_for(segment=True) == []
+    if importlib.util.find_spec("torch") is not None or not unmet(read_requirements(ONNX_REQUIREMENTS)):
+        assert missing_for(segment=True) == []  # Segment needs one runtime: onnxruntime (CPU) or torch
+    assert not any("torch" in r for r in read_requirements(ONNX_REQUIREMENTS))
     assert unmet(["no-such-package-mrefibrosis==1.0", "pytest==0.0.1"]) == ["no-such-package-mrefibrosis==1.0", "pytest==0.0.1"]

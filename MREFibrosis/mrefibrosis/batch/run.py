@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..errors import MREFibrosisError
-from ..model.model_file import MAGIC
+from ..model.model_file import MAGIC, MAGIC_V1
 from ..results.staged_files import atomic_write_text
 from .scorer import COLUMNS, ExamScorer, folder_key, read_done
 
@@ -43,7 +43,7 @@ def model_version_of(model: str | None) -> str:
             head = fh.read(len(MAGIC) + 65)
     except OSError:
         raise MREFibrosisError(f"model file {path} not found; pass --model FILE.") from None
-    if not head.startswith(MAGIC):
+    if not (head.startswith(MAGIC) or head.startswith(MAGIC_V1)):  # (both magics have the same length)
         raise MREFibrosisError(f"{path.name} is not an MREFibrosis model file.")
     return head[len(MAGIC) : len(MAGIC) + 16].decode("ascii", "replace")
 
@@ -79,6 +79,7 @@ def run_batch(
     device: str = "auto",
     preset: str = "seed",
     read_options: dict | None = None,
+    runtime: str = "auto",
 ) -> dict:
     try:
         import ray
@@ -100,7 +101,13 @@ def run_batch(
         scored = ds.map_batches(
             ExamScorer,
             fn_constructor_kwargs=dict(
-                out_dir=str(out_dir.resolve()), model=model, device=device, preset=preset, read_options=read_options or {}, model_version=version
+                out_dir=str(out_dir.resolve()),
+                model=model,
+                device=device,
+                preset=preset,
+                read_options=read_options or {},
+                model_version=version,
+                runtime=runtime,
             ),
             batch_size=1,
             concurrency=workers,

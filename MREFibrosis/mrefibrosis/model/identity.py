@@ -17,6 +17,7 @@ class ModelIdentity:
     tta: bool
     channels: tuple[str, ...]  # what the network reads, e.g. ("elastogram", "magnitude")
     outputs: tuple[str, ...]  # ("roi",) or ("roi", "liver")
+    runtime: str = "torch"  # "torch" or "onnx" (ONNX Runtime)
 
     def legacy_json(self) -> dict:
         """The `exam.segmentation` block of result.json as written since version 0.1."""
@@ -29,6 +30,7 @@ class ModelIdentity:
             "device": self.device,
             "precision": self.precision,
             "tta": self.tta,
+            "runtime": self.runtime,
         }
 
     def to_json(self) -> dict:

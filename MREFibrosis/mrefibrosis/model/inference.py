@@ -6,26 +6,39 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import MREFibrosisError
-from ..reading.exam import Exam
 from .identity import ModelIdentity
-from .model_file import ModelFileError, read_model_file
-from .preprocess import canonical_input, to_model_size, to_native_size
+from .model_file import ModelFileError, load_model_file
+from .onnx_format import graph_path_for
+from .runtime_errors import DeviceError, ModelUnavailableError, SegmentationCancelled
+from .torch_runtime import PRECISIONS, resolve_device
+
+if TYPE_CHECKING:
+    from ..reading.exam import Exam
+
+# scipy and the preprocessing (pydicom-free but scipy-heavy) are imported where used: loading a model
+# imports only numpy and the runtime, so it can run on a thread while the exam's reading stack imports
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "PRECISIONS",
+    "DeviceError",
+    "ModelUnavailableError",
+    "Segmentation",
+    "SegmentationCancelled",
+    "Segmenter",
+    "choose_runtime",
+    "resolve_device",
+]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "mrefibrosis-unet-resnext50.mrefmodel"
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-class ModelUnavailableError(MREFibrosisError):
-    """torch or segmentation-models-pytorch is missing (the Slicer panel installs them on first Segment)."""
-
-
-class DeviceError(MREFibrosisError):
-    """The requested compute device is not available."""
+RUNTIMES = ("auto", "torch", "onnx")
 
 
 def default_model_path() -> Path:
@@ -33,19 +46,43 @@ def default_model_path() -> Path:
     return Path(env) if env else DEFAULT_MODEL
 
 
-def resolve_device(name: str = "auto") -> str:
-    import torch
+def cuda_may_be_present() -> bool:
+    """Whether a CUDA GPU could be there, without importing torch (which costs seconds): torch is
+    installed and an NVIDIA driver is visible."""
+    from .onnx_runtime import installed
 
-    name = (name or "auto").lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"--device {name} was asked for but no CUDA GPU is available to torch {torch.__version__}; use --device auto or cpu.")
-        return name
-    if name == "cpu":
-        return "cpu"
-    raise DeviceError(f"unknown device '{name}'; use auto, cpu or cuda[:N].")
+    if not installed("torch"):
+        return False
+    if os.name == "nt":
+        return (Path(os.environ.get("SystemRoot", r"C:\Windows")) / "System32" / "nvcuda.dll").exists()
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+
+
+def choose_runtime(asked: str, device: str, precision: str, graph_path: Path) -> str:
+    """auto: torch on a CUDA GPU or for reduced precision; ONNX Runtime on the CPU when it is
+    installed and the model has its graph; otherwise torch."""
+    from .onnx_runtime import onnxruntime_installed
+
+    asked = (asked or "auto").lower()
+    if asked not in RUNTIMES:
+        raise MREFibrosisError(f"unknown runtime '{asked}'; use auto, torch or onnx.")
+    device = (device or "auto").lower()
+    if asked == "onnx":
+        if device not in ("auto", "cpu"):
+            raise DeviceError(f"--runtime onnx runs on the CPU only; use --runtime torch for --device {device}.")
+        if precision not in ("auto", "fp32"):
+            raise DeviceError(f"--runtime onnx computes in fp32; use --runtime torch for --precision {precision}.")
+        if not graph_path.exists():
+            raise ModelFileError(f"no ONNX graph {graph_path.name} beside the model; make it with 'mrefibrosis export-onnx MODEL' or use --runtime torch.")
+        return "onnx"
+    onnx_ready = onnxruntime_installed() and graph_path.exists()
+    if asked == "torch" or device.startswith("cuda") or precision in ("bf16", "fp16") or not onnx_ready:
+        return "torch"
+    if device == "auto" and cuda_may_be_present():
+        from .torch_runtime import resolve_device
+
+        return "torch" if resolve_device("auto") != "cpu" else "onnx"
+    return "onnx"
 
 
 LIVER_THRESHOLD = 0.5
@@ -63,6 +100,8 @@ class Segmentation:
 
 
 def drop_small_pieces(mask: np.ndarray, pixel_area_mm2: float, min_cm2: float) -> np.ndarray:
+    from scipy import ndimage
+
     out = np.zeros_like(mask, dtype=bool)
     min_px = min_cm2 * 100.0 / pixel_area_mm2
     for k in range(mask.shape[0]):
@@ -71,6 +110,10 @@ def drop_small_pieces(mask: np.ndarray, pixel_area_mm2: float, min_cm2: float) -
             sizes = ndimage.sum(mask[k], lab, index=np.arange(1, n + 1))
             out[k] = np.isin(lab, 1 + np.flatnonzero(sizes >= min_px))
     return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))).astype(np.float32)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -90,6 +133,8 @@ def postprocess_mask(prob: np.ndarray, allowed: np.ndarray, pixel_area_mm2: floa
 def liver_mask(prob_liver: np.ndarray, threshold: float = LIVER_THRESHOLD) -> np.ndarray:
     """The predicted liver per slice with its holes filled (vessels and low-confidence patches inside
     the liver are still liver; the ROI rules keep the ROI off them)."""
+    from scipy import ndimage
+
     out = prob_liver >= threshold
     for k in range(out.shape[0]):
         out[k] = ndimage.binary_fill_holes(out[k])
@@ -107,16 +152,8 @@ def roi_from_maps(
     return postprocess_mask(maps[:, 0], region, pixel_area_mm2, threshold, min_piece_cm2), liver
 
 
-def autocast(device: str, precision: str):
-    """Reduced-precision context for bf16/fp16 on the device's type; a no-op for fp32."""
-    import torch
-
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype, enabled=dtype is not None)
-
-
 class Segmenter:
-    """Loads a model file once; call it on exams (the `process_exam` segmenter protocol)."""
+    """Loads a model file once on one runtime; call it on exams (the `process_exam` segmenter protocol)."""
 
     def __init__(
         self,
@@ -125,6 +162,7 @@ class Segmenter:
         precision: str = "auto",
         tta: bool = False,
         expected_sha256: str | None = None,
+        runtime: str = "auto",
     ):
         path = Path(model_path) if model_path else default_model_path()
         if not path.exists():
@@ -132,50 +170,35 @@ class Segmenter:
                 "pass an existing --model FILE" if model_path else "no default model is installed; pass --model FILE, or --roi ROI_FILE to measure a drawn ROI"
             )
             raise ModelFileError(f"model file {path} not found; {hint}.")
-        try:
-            import segmentation_models_pytorch  # noqa: F401
-            import torch
-        except ImportError as exc:
-            raise ModelUnavailableError(
-                f"the segmenter needs torch and segmentation-models-pytorch ({exc.name} is not installed): "
-                "pip install 'mrefibrosis[model]' (in Slicer: install the PyTorch extension and press Segment), or measure a drawn ROI with --roi."
-            ) from None
+        chosen = choose_runtime(runtime, device, precision, graph_path_for(path))
+        model = load_model_file(path, expected_sha256)
+        self.info, self.sha256, self.path = model.info, model.sha256, path
+        if chosen == "onnx":
+            from .onnx_runtime import OnnxNetwork
 
-        from .architectures import build_model
+            self.network = OnnxNetwork(model, graph_path_for(path))
+        else:
+            from .torch_runtime import TorchNetwork
 
-        self.info, state, self.sha256 = read_model_file(path, expected_sha256)
-        self.path = path
-        self.device = resolve_device(device)
-        if precision not in PRECISIONS:
-            raise MREFibrosisError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
-        self.precision = self._choose_precision(precision)
-        model = build_model(self.info.architecture, len(self.info.preprocessing.channels), self.info.base_channels, len(self.info.outputs))
-        try:
-            model.load_state_dict(state)  # copies fp16 weights into the fp32 parameters in place
-            del state
-        except RuntimeError:
-            raise ModelFileError(f"{path.name}: weights do not fit architecture {self.info.architecture}; the file is not a valid model.") from None
-        self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
+            self.network = TorchNetwork(model, device, precision)
+        del model
+        self.runtime, self.device, self.precision = self.network.runtime, self.network.device, self.network.precision
         self.tta = tta
 
-    def _choose_precision(self, asked: str) -> str:
-        if asked != "auto":
-            return asked
-        validated = self.info.validated_precisions
-        if self.device == "cpu":
-            return "bf16" if "bf16" in validated else "fp32"
-        return "bf16" if "bf16" in validated else ("fp16" if "fp16" in validated else "fp32")
+    def _maps(self, x: np.ndarray, shape: tuple[int, int], flip: bool, cancelled=None) -> np.ndarray:
+        from .preprocess import resize_bilinear
 
-    def _forward(self, x):
-        import torch
+        if flip:
+            x = np.ascontiguousarray(x[..., ::-1])
+        logits = self.network.logits(x, cancelled)
+        if flip:
+            logits = logits[..., ::-1]
+        return _sigmoid(resize_bilinear(np.ascontiguousarray(logits), shape))
 
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            return self.model(x).float()
-
-    def probabilities(self, exams: list[Exam]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    def probabilities(self, exams: list[Exam], cancelled=None) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """Sigmoid maps (slices, outputs, rows, columns) on each exam's native grid; all slices of all
         exams in one batch; the second list holds the left-right flipped pass when TTA is on."""
-        import torch
+        from .preprocess import canonical_input, resize_bilinear
 
         pre = self.info.preprocessing
         groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
@@ -184,14 +207,9 @@ class Segmenter:
         probs: list = [None] * len(exams)
         flips: list = [None] * len(exams)
         for shape, items in groups.items():
-            x = torch.from_numpy(np.concatenate([a for _, a in items])).to(self.device)
-            xs = to_model_size(x, pre.input_size).contiguous(memory_format=torch.channels_last)
-            logits = to_native_size(self._forward(xs), shape)
-            p = torch.sigmoid(logits).cpu().numpy()
-            pf = None
-            if self.tta:
-                lf = self._forward(torch.flip(xs, dims=[3]).contiguous(memory_format=torch.channels_last))
-                pf = torch.sigmoid(to_native_size(torch.flip(lf, dims=[3]), shape)).cpu().numpy()
+            xs = resize_bilinear(np.concatenate([a for _, a in items]), (pre.input_size, pre.input_size))
+            p = self._maps(xs, shape, False, cancelled)
+            pf = self._maps(xs, shape, True, cancelled) if self.tta else None
             start = 0
             for n, a in items:
                 probs[n] = p[start : start + len(a)]
@@ -202,9 +220,11 @@ class Segmenter:
     def postprocess(self, exam: Exam, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return roi_from_maps(maps, allowed_region(exam), exam.geometry.pixel_area_mm2, self.info.threshold, self.info.min_piece_cm2, self.info.has_liver)
 
-    def segment_many(self, exams: list[Exam]) -> list[Segmentation]:
+    def segment_many(self, exams: list[Exam], cancelled=None) -> list[Segmentation]:
+        """`cancelled` (a callable) ends the run with SegmentationCancelled between slices; cancel()
+        from another thread also ends the slice being computed (ONNX Runtime)."""
         t0 = time.perf_counter()
-        probs, flips = self.probabilities(exams)
+        probs, flips = self.probabilities(exams, cancelled)
         out = []
         for exam, p, pf in zip(exams, probs, flips):
             agreement = None
@@ -218,8 +238,13 @@ class Segmenter:
             s.seconds = dt / max(1, len(out))
         return out
 
-    def segment(self, exam: Exam) -> Segmentation:
-        return self.segment_many([exam])[0]
+    def cancel(self) -> None:
+        """From another thread: end the slice being computed (ONNX Runtime); pair it with the
+        `cancelled` callable given to segment(), which stops the slices after it."""
+        self.network.cancel()
+
+    def segment(self, exam: Exam, cancelled=None) -> Segmentation:
+        return self.segment_many([exam], cancelled)[0]
 
     def __call__(self, exam: Exam) -> np.ndarray:
         return self.segment(exam).roi
@@ -233,6 +258,7 @@ class Segmenter:
             input_size=self.info.preprocessing.input_size,
             device=self.device,
             precision=self.precision,
+            runtime=self.runtime,
             tta=self.tta,
             channels=tuple(self.info.preprocessing.channels),
             outputs=tuple(self.info.outputs),

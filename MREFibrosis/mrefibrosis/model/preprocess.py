@@ -58,6 +58,25 @@ def canonical_input(exam: Exam, pre: Preprocessing) -> np.ndarray:
     return np.stack([img] + extra_channels(exam, pre), axis=1)
 
 
+def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of torch's bilinear resize with align_corners=False (half-pixel
+    centres, negative coordinates clamped to 0), so that both runtimes see the same input."""
+    scale = np.float32(n_in / n_out)  # torch computes the coordinates in float32
+    src = np.maximum((np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0.0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = (src - i0).astype(np.float32)
+    return i0, i1, w1
+
+
+def resize_bilinear(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a (N, C, H, W) float32 array to (N, C, *shape), as F.interpolate does it."""
+    r0, r1, wr = _bilinear_taps(x.shape[2], shape[0])
+    c0, c1, wc = _bilinear_taps(x.shape[3], shape[1])
+    rows = x[:, :, r0, :] * (1 - wr)[:, None] + x[:, :, r1, :] * wr[:, None]
+    return (rows[..., c0] * (1 - wc) + rows[..., c1] * wc).astype(np.float32, copy=False)
+
+
 def to_model_size(x, size: int):
     """Bilinear resize of a (N, C, H, W) tensor to (N, C, size, size)."""
     import torch.nn.functional as F

@@ -24,9 +24,10 @@ import torch
 
 from ..errors import MREFibrosisError
 from ..model.architectures import build_model
-from ..model.inference import autocast, dice, resolve_device, roi_from_maps
+from ..model.inference import dice, roi_from_maps
 from ..model.model_file import ModelInfo, Preprocessing, read_model_file, save_model
 from ..model.preprocess import to_model_size, to_native_size
+from ..model.torch_runtime import autocast, resolve_device
 from ..results.staged_files import atomic_write_text
 from .augment import render_slice
 from .config import TrainConfig
