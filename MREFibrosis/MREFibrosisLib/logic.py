@@ -174,6 +174,8 @@ class MREFibrosisLogic:
         from mrefibrosis.model.inference import choose_runtime, default_model_path
         from mrefibrosis.model.onnx_format import graph_path_for
 
+        if os.environ.get("MREFIBROSIS_SEGMENT_IN") == "child":  # a site's escape hatch: always the child process
+            return False
         path = Path(model_path) if model_path else default_model_path()
         return choose_runtime("auto", device, "auto", graph_path_for(path)) == "onnx"
 

@@ -59,6 +59,13 @@ def test_segment_runs_on_a_thread_and_matches_the_cli(scene, sim_exam, tmp_path)
         assert not any(m.split(".")[0] in ("torch", "segmentation_models_pytorch") for m in sys.modules)
 
 
+def test_child_process_can_be_forced(monkeypatch):
+    monkeypatch.setenv("MREFIBROSIS_SEGMENT_IN", "child")
+    assert not MREFibrosisLogic.segments_in_process(device="cpu")
+    monkeypatch.delenv("MREFIBROSIS_SEGMENT_IN")
+    assert MREFibrosisLogic.segments_in_process(device="cpu")
+
+
 def test_cancel_stops_the_thread_and_imports_nothing(scene, sim_exam, tmp_path):
     logic = MREFibrosisLogic()
     nodes = logic.load_exam(scene, sim_exam / "dicom")
