@@ -231,6 +231,8 @@ class MREFibrosisLogic:
 
     def _segment_thread(self, identity: ExamIdentity, out_dir: Path, model_path, device: str) -> ThreadRunner:
         loaded: list = []
+        computing = [False]  # True only while this job holds the segmenter
+        state = threading.Lock()  # so a Cancel never reaches a run that belongs to the next job
 
         def work(progress, cancelled):
             progress(0.05, "reading the exam")
@@ -238,15 +240,27 @@ class MREFibrosisLogic:
             progress(0.2, "loading the model")
             seg = self.segmenter(model_path, device, runtime="onnx")
             loaded.append(seg)
-            if cancelled():
-                raise JobCancelled()
-            progress(0.3, "segmenting")
             with self._segment_lock:
-                info = segment_to_files(exam, seg, out_dir, cancelled)
+                if cancelled():
+                    raise JobCancelled()
+                progress(0.3, "segmenting")
+                with state:
+                    computing[0] = True
+                try:
+                    info = segment_to_files(exam, seg, out_dir, cancelled)
+                finally:
+                    with state:
+                        computing[0] = False
             progress(1.0, "done")
             return info
 
-        return ThreadRunner(work, cancel_hook=lambda: [s.cancel() for s in loaded], name="mrefibrosis-segment")
+        def cancel_own_run():
+            with state:
+                if computing[0]:
+                    for s in loaded:
+                        s.cancel()
+
+        return ThreadRunner(work, cancel_hook=cancel_own_run, name="mrefibrosis-segment")
 
     def finish_segment(self, scene, job: SegmentJob, segmentation_node=None):
         """Import a finished job's ROI into the exam it was started for; refuse if that exam is gone."""

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from mrefibrosis.errors import printable
+
 from .process_runner import PollingRunner, RunnerUpdate, RunState
 
 Progress = Callable[[float, str], None]
@@ -59,7 +61,7 @@ class ThreadRunner(PollingRunner):
             if self._cancel.is_set():
                 self._events.put(("end", RunState.CANCELLED, None))
             else:
-                self._events.put(("line", f"error: {exc}" if str(exc) else f"error: {type(exc).__name__}", None))
+                self._events.put(("line", f"error: {printable(exc)}" if str(exc) else f"error: {type(exc).__name__}", None))
                 self._events.put(("end", RunState.FAILED, None))
             return
         if self._cancel.is_set():

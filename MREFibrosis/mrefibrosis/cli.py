@@ -45,24 +45,44 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _segmenter(args):
+def _load_segmenter(args):
     from .model.inference import Segmenter
 
-    seg = Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256, runtime=args.runtime)
+    return Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256, runtime=args.runtime)
+
+
+def _logged(seg):
     d = seg.describe()
     log.info("model %s (%s, %s) on %s, %s, %s", d["file"], d["architecture"], d["model_version"], d["runtime"], d["device"], d["precision"])
     return seg
 
 
+def _segmenter(args):
+    return _logged(_load_segmenter(args))
+
+
 def _segmenter_meanwhile(args):
-    """Load the model on a thread (checksums, weights, runtime session) while the exams are found
-    and read: the two overlap on a multi-core machine, which is most of a cold start."""
+    """A callable giving the loaded (and logged) segmenter. On the ONNX Runtime path the model
+    loads on a thread (checksums, weights, session: about 0.4 s) while the exams are found and
+    read. torch loads when asked: its import would only compete with the reading for the GIL, and
+    an error in the exam search would otherwise wait seconds for it at exit."""
+    from .model.inference import choose_runtime, default_model_path
+    from .model.onnx_format import graph_path_for
+
+    model = Path(args.model) if args.model else default_model_path()
+    try:
+        background = model.exists() and choose_runtime(args.runtime, args.device, args.precision, graph_path_for(model)) == "onnx"
+    except MREFibrosisError:
+        background = False  # the same error comes as one line when the model is loaded
+    if not background:
+        return lambda: _segmenter(args)
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="model-load")
-    future = pool.submit(_segmenter, args)
+    future = pool.submit(_load_segmenter, args)
     pool.shutdown(wait=False)
-    return future
+
+    return lambda: _logged(future.result())  # logged from the main thread, so the lines keep their order
 
 
 def _read_options(args):
@@ -332,9 +352,9 @@ def _measure_with_segmenter(args, options) -> int:
     from .reading.exam_loader import find_exams
 
     preset = get_preset(args.preset)  # refuse a bad preset before loading the model
-    loading = getattr(args, "model_loading", None) or _segmenter_meanwhile(args)
+    loading = _segmenter_meanwhile(args)
     found = find_exams(args.study, options)
-    seg = loading.result()
+    seg = loading()
     failed = 0
     for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers, args.dicom, found=found):
         if outcome.error:
@@ -363,10 +383,10 @@ def cmd_segment(args) -> int:
 
     options = _read_options(args)
     progress(0.0, "finding the exam and loading the model")
-    loading = getattr(args, "model_loading", None) or _segmenter_meanwhile(args)
+    loading = _segmenter_meanwhile(args)
     exams = find_exams(args.study, options)
     progress(0.1, "loading the model")
-    seg = loading.result()
+    seg = loading()
     done = 0
 
     def segment_and_write(exam, target):
@@ -529,8 +549,6 @@ def main(argv: list[str] | None = None) -> int:
         "export-onnx": cmd_export_onnx,
     }
     try:
-        # commands that segment start loading the model before the reading stack is even imported
-        args.model_loading = _segmenter_meanwhile(args) if args.command == "segment" or (args.command == "measure" and args.roi is None) else None
         return handlers[args.command](args)
     except MREFibrosisError as exc:
         print(f"error: {printable(exc)}", file=sys.stderr)

@@ -71,6 +71,21 @@ def test_format2_damage_is_refused(tmp_path):
     forged.write_bytes(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
     with pytest.raises(ModelFileError, match="unreadable model payload"):
         load_model_file(forged)
+    # negative offsets (into the table), overlapping arrays, repeated names, wrapping shapes
+    two = {"a": np.arange(32, dtype=np.float16), "b": np.arange(32, dtype=np.float16)}
+    good = tensor_store.encode(two, _info().to_dict(), PREFIX_LEN)
+    for old, new in (
+        (b'"offset":64', b'"offset":-64'),
+        (b'"offset":64', b'"offset":0'),
+        (b'"name":"b"', b'"name":"a"'),
+        (b'"shape":[32],"offset":0,"nbytes":64', b'"shape":[8589934592,2147483648],"offset":0,"nbytes":0'),
+    ):
+        payload = good.replace(old, new, 1)
+        assert payload != good
+        bad = tmp_path / "bad.mrefmodel"
+        bad.write_bytes(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+        with pytest.raises(ModelFileError, match="unreadable model payload"):
+            load_model_file(bad)
 
 
 def test_resize_matches_torch_interpolate():
@@ -159,8 +174,14 @@ def test_a_graph_that_does_not_belong_is_refused(tiny_pair, tmp_path):
     with pytest.raises(ModelFileError) as e:
         OnnxNetwork(mf, graph)
     assert "not listed" in _one_line(e)
-    # exported from other weights: the binding to the payload checksum refuses it
+    # no SHA256SUMS at all: a graph is code, and nothing vouches for this one
     sums.unlink()
+    with pytest.raises(ModelFileError) as e:
+        OnnxNetwork(mf, graph)
+    assert "no SHA256SUMS" in _one_line(e)
+    assert choose_runtime("auto", "cpu", "auto", graph) == "torch"
+    # exported from other weights (the graph itself published): the binding to the payload checksum refuses it
+    shutil.copy(model.parent / "SHA256SUMS", sums)
     other = work / "other.mrefmodel"
     write_model_arrays(other, {k: (v * 1.01).astype(v.dtype) if v.dtype.kind == "f" else v for k, v in mf.arrays.items()}, mf.info.to_dict())
     with pytest.raises(ModelFileError) as e:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import MREFibrosisError
 from .identity import ModelIdentity
-from .model_file import ModelFileError, load_model_file
+from .model_file import ModelFileError, load_model_file, published_checksum
 from .onnx_format import graph_path_for
 from .runtime_errors import DeviceError, ModelUnavailableError, SegmentationCancelled
 from .torch_runtime import PRECISIONS, resolve_device
@@ -51,7 +51,7 @@ def cuda_may_be_present() -> bool:
     installed and an NVIDIA driver is visible."""
     from .onnx_runtime import installed
 
-    if not installed("torch"):
+    if not (installed("torch") and installed("segmentation_models_pytorch")):  # a partial torch runtime cannot run
         return False
     if os.name == "nt":
         return (Path(os.environ.get("SystemRoot", r"C:\Windows")) / "System32" / "nvcuda.dll").exists()
@@ -60,7 +60,8 @@ def cuda_may_be_present() -> bool:
 
 def choose_runtime(asked: str, device: str, precision: str, graph_path: Path) -> str:
     """auto: torch on a CUDA GPU or for reduced precision; ONNX Runtime on the CPU when it is
-    installed and the model has its graph; otherwise torch."""
+    installed and the model has its graph with a published checksum (a graph is code: one that
+    nothing vouches for is not run); otherwise torch."""
     from .onnx_runtime import onnxruntime_installed
 
     asked = (asked or "auto").lower()
@@ -74,14 +75,19 @@ def choose_runtime(asked: str, device: str, precision: str, graph_path: Path) ->
             raise DeviceError(f"--runtime onnx computes in fp32; use --runtime torch for --precision {precision}.")
         if not graph_path.exists():
             raise ModelFileError(f"no ONNX graph {graph_path.name} beside the model; make it with 'mrefibrosis export-onnx MODEL' or use --runtime torch.")
+        if published_checksum(graph_path) is None:
+            raise ModelFileError(f"{graph_path.name} has no published checksum in a SHA256SUMS beside it; run 'mrefibrosis export-onnx MODEL' (it writes one).")
         return "onnx"
-    onnx_ready = onnxruntime_installed() and graph_path.exists()
+    onnx_ready = onnxruntime_installed() and graph_path.exists() and published_checksum(graph_path) is not None
     if asked == "torch" or device.startswith("cuda") or precision in ("bf16", "fp16") or not onnx_ready:
         return "torch"
     if device == "auto" and cuda_may_be_present():
         from .torch_runtime import resolve_device
 
-        return "torch" if resolve_device("auto") != "cpu" else "onnx"
+        try:
+            return "torch" if resolve_device("auto") != "cpu" else "onnx"
+        except MREFibrosisError:  # torch there but unusable: the CPU runtime still serves
+            return "onnx"
     return "onnx"
 
 

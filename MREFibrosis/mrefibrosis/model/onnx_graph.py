@@ -65,18 +65,27 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike | None
     out = Path(out_dir) if out_dir else src.parent
     out.mkdir(parents=True, exist_ok=True)
     target = out / src.name
-    if model.version != 2 or target.resolve() != src.resolve():
-        write_model_arrays(target, {k: np.asarray(v) for k, v in model.arrays.items()}, model.info.to_dict())
-        model = load_model_file(target, hashlib.sha256(target.read_bytes()).hexdigest())
-    net = _torch_network(model)
-    graph, n_external = _graph_over_model_file(net, model)
-    graph_path = graph_path_for(target)
-    diff = _compare_with_torch(net, model, graph, graph_path.name)
-    if not diff < 1e-3:
-        raise MREFibrosisError(f"the ONNX graph's logits differ from torch fp32 by {diff:.3g}; not written.")
-    tmp = graph_path.with_name(f".{graph_path.name}.partial")
-    tmp.write_bytes(graph)
-    os.replace(tmp, graph_path)
+    staged = None  # a converted model file waits under a temporary name until its graph passed
+    try:
+        if model.version != 2 or target.resolve() != src.resolve():
+            staged = target.with_name(f".{target.name}.export")
+            write_model_arrays(staged, {k: np.asarray(v) for k, v in model.arrays.items()}, model.info.to_dict())
+            model = load_model_file(staged, hashlib.sha256(staged.read_bytes()).hexdigest())
+        net = _torch_network(model)
+        graph, n_external = _graph_over_model_file(net, model)
+        graph_path = graph_path_for(target)
+        diff = _compare_with_torch(net, model, graph, graph_path.name)
+        if not diff < 1e-3:
+            raise MREFibrosisError(f"the ONNX graph's logits differ from torch fp32 by {diff:.3g}; nothing was written.")
+        tmp = graph_path.with_name(f".{graph_path.name}.partial")
+        tmp.write_bytes(graph)
+        if staged is not None:
+            os.replace(staged, target)
+            staged = None
+        os.replace(tmp, graph_path)
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
     _publish_checksums(out, [target, graph_path])
     return ExportReport(target, graph_path, len(graph), n_external, diff)
 
@@ -182,7 +191,9 @@ def _graph_over_model_file(net, model: ModelFile) -> tuple[bytes, int]:
 
 def _publish_checksums(folder: Path, files: list[Path]) -> None:
     sums = folder / CHECKSUMS
-    lines = [ln for ln in (sums.read_text(encoding="ascii").splitlines() if sums.is_file() else []) if ln.split()[-1:] not in ([f.name] for f in files)]
+    old = sums.read_text(encoding="ascii", errors="replace").splitlines() if sums.is_file() else []
+    names = {f.name for f in files}
+    lines = [ln for ln in old if len(ln.split()) == 2 and ln.split()[1].lstrip("*") not in names]
     lines += [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}" for f in files]
     tmp = sums.with_name(f".{CHECKSUMS}.partial")
     tmp.write_text("\n".join(sorted(lines, key=lambda ln: ln.split()[-1])) + "\n", encoding="ascii")

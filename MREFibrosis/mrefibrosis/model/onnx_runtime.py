@@ -52,8 +52,9 @@ class OnnxNetwork:
                 f"the model file uses format {model.version}; run 'mrefibrosis export-onnx MODEL' to write it in format 2 with its ONNX graph."
             )
         if graph is None:  # (the exporter passes the bytes it is about to write)
-            if publishes_checksums(graph_path) and published_checksum(graph_path) is None:
-                raise ModelFileError(f"{graph_path.name} is not listed in the SHA256SUMS beside it; export it again with 'mrefibrosis export-onnx'.")
+            if published_checksum(graph_path) is None:
+                where = "is not listed in the SHA256SUMS beside it" if publishes_checksums(graph_path) else "has no SHA256SUMS beside it"
+                raise ModelFileError(f"{graph_path.name} {where}; export it again with 'mrefibrosis export-onnx'.")
             graph = read_verified(graph_path, None, what="ONNX graph", hint="export it with 'mrefibrosis export-onnx MODEL'")
         meta = graph_metadata(graph)
         _check_metadata(meta, model, graph_path.name)
@@ -128,7 +129,10 @@ def _check_metadata(meta: dict[str, str], model: ModelFile, name: str) -> None:
 
 def _check_shapes(session, model: ModelFile, name: str) -> None:
     pre = model.info.preprocessing
-    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelFileError(f"{name}: {len(inputs)} inputs and {len(outputs)} outputs, not one of each; export it again.")
+    (inp,), (out,) = inputs, outputs
     want_in, want_out = [len(pre.channels), pre.input_size, pre.input_size], [len(model.info.outputs), pre.input_size, pre.input_size]
     if inp.name != INPUT_NAME or list(inp.shape[1:]) != want_in or out.name != OUTPUT_NAME or list(out.shape[1:]) != want_out:
         raise ModelFileError(f"{name}: input {inp.shape} / output {out.shape} do not match the model's {want_in} / {want_out}; export it again.")

@@ -69,17 +69,28 @@ def decode(raw: memoryview | bytes, prefix_len: int) -> tuple[dict, list[StoredA
     except (ValueError, KeyError, TypeError):
         raise TensorStoreError("unreadable array table") from None
     data_start = _align(prefix_len + end + 1)
-    out = []
+    out, seen, spans = [], set(), []
     for e in table:
         try:
-            entry = StoredArray(str(e["name"]), str(e["dtype"]), tuple(int(s) for s in e["shape"]), data_start + int(e["offset"]), int(e["nbytes"]))
-        except (KeyError, TypeError, ValueError):
+            name, dtype = str(e["name"]), str(e["dtype"])
+            shape = tuple(int(s) for s in e["shape"])
+            offset, nbytes = int(e["offset"]), int(e["nbytes"])
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise TensorStoreError("unreadable array entry") from None
-        if entry.dtype not in DTYPES or any(s < 0 for s in entry.shape) or entry.offset % ALIGN:
-            raise TensorStoreError(f"array {entry.name}: unknown dtype or bad shape/offset")
-        if entry.nbytes != int(np.prod(entry.shape, dtype=np.int64)) * np.dtype(entry.dtype).itemsize or entry.offset + entry.nbytes > len(raw):
-            raise TensorStoreError(f"array {entry.name} does not fit the file")
-        out.append(entry)
+        if dtype not in DTYPES or name in seen or any(s < 0 for s in shape) or offset < 0 or offset % ALIGN:
+            raise TensorStoreError(f"array {name}: unknown dtype, repeated name, or bad shape/offset")
+        count = 1
+        for s in shape:  # Python integers: no wrap-around
+            count *= s
+        if nbytes != count * np.dtype(dtype).itemsize or data_start + offset + nbytes > len(raw):
+            raise TensorStoreError(f"array {name} does not fit the file")
+        seen.add(name)
+        spans.append((offset, offset + nbytes, name))
+        out.append(StoredArray(name, dtype, shape, data_start + offset, nbytes))
+    spans.sort()
+    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
+        if start_b < end_a:
+            raise TensorStoreError(f"arrays {a} and {b} overlap")
     return metadata, out
 
 
