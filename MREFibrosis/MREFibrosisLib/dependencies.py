@@ -6,7 +6,6 @@ itself is plain Python that pytest runs on both the project's and Slicer 5.12's 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from importlib import metadata
 from pathlib import Path
@@ -47,7 +46,9 @@ def unmet(requirements: list[str]) -> list[str]:
 
 
 def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
+    from mrefibrosis._lazy import installed
+
+    return installed("torch")
 
 
 def torch_runtime_ready() -> bool:
@@ -71,12 +72,10 @@ def requirement_files(segment: bool) -> list[Path]:
 
 def compute_device_text(force_cpu: bool) -> str:
     """What Segment will run on, for the panel's label, without importing torch unless it is the runtime."""
-    from mrefibrosis.model.inference import choose_runtime, default_model_path
-    from mrefibrosis.model.onnx_format import graph_path_for
+    from mrefibrosis.model.inference import runtime_for
 
-    device = "cpu" if force_cpu else "auto"
     try:
-        runtime = choose_runtime("auto", device, "auto", graph_path_for(default_model_path()))
+        runtime = runtime_for(device="cpu" if force_cpu else "auto")
     except Exception as exc:  # a one-line reason is all the label can show
         return f"not available ({exc})"
     if runtime == "onnx":

@@ -171,13 +171,11 @@ class MREFibrosisLogic:
     def segments_in_process(model_path=None, device: str = "auto") -> bool:
         """Whether Segment runs on a thread here (ONNX Runtime on the CPU, model kept loaded between
         clicks) rather than in a child process (torch: GPU, or no onnxruntime/graph)."""
-        from mrefibrosis.model.inference import choose_runtime, default_model_path
-        from mrefibrosis.model.onnx_format import graph_path_for
+        from mrefibrosis.model.inference import runtime_for
 
         if os.environ.get("MREFIBROSIS_SEGMENT_IN") == "child":  # a site's escape hatch: always the child process
             return False
-        path = Path(model_path) if model_path else default_model_path()
-        return choose_runtime("auto", device, "auto", graph_path_for(path)) == "onnx"
+        return runtime_for(model_path, device=device) == "onnx"
 
     def segment(self, scene, stiffness_node, validity_node=None, segmentation_node=None, model_path=None, device="auto", precision="auto"):
         """Run the segmenter in this process (scripts and tests; the panel uses start_segment)."""

@@ -4,7 +4,16 @@ loads torch, Ray or highdicom before a command needs them (start-up time of ever
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
+
+
+def installed(package: str) -> bool:
+    """Whether `package` can be imported, without importing it (a None in sys.modules blocks it)."""
+    if package in sys.modules:
+        return sys.modules[package] is not None
+    return importlib.util.find_spec(package) is not None
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], object]:

@@ -66,12 +66,11 @@ def _segmenter_meanwhile(args):
     loads on a thread (checksums, weights, session: about 0.4 s) while the exams are found and
     read. torch loads when asked: its import would only compete with the reading for the GIL, and
     an error in the exam search would otherwise wait seconds for it at exit."""
-    from .model.inference import choose_runtime, default_model_path
-    from .model.onnx_format import graph_path_for
+    from .model.inference import default_model_path, runtime_for
 
-    model = Path(args.model) if args.model else default_model_path()
     try:
-        background = model.exists() and choose_runtime(args.runtime, args.device, args.precision, graph_path_for(model)) == "onnx"
+        model_there = Path(args.model).exists() if args.model else default_model_path().exists()
+        background = model_there and runtime_for(args.model, args.runtime, args.device, args.precision) == "onnx"
     except MREFibrosisError:
         background = False  # the same error comes as one line when the model is loaded
     if not background:

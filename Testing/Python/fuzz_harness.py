@@ -153,6 +153,15 @@ def _edit(path: Path, change: Callable[[pydicom.Dataset], None]) -> None:
     ds.save_as(path, enforce_file_format=False)
 
 
+def _edit_or_note(path: Path, change: Callable[[pydicom.Dataset], None], what: str) -> str:
+    """Apply a header edit; a file pydicom cannot read is left untouched and said so."""
+    try:
+        _edit(path, change)
+    except Exception:
+        return f"{what} (file unreadable, untouched)"
+    return ""
+
+
 # ---------------------------------------------------------------------------- mutations
 # Each takes (folder, rng) and returns a short description. MEANING marks those that change what
 # the exam means: the reader must refuse or flag them, never give a different number silently.
@@ -246,11 +255,7 @@ def m_delete_tag(folder: Path, rng: random.Random) -> str:
                         if tag in sub:
                             del sub[tag]
 
-    try:
-        _edit(f, change)
-    except Exception:
-        return f"delete {tag} (file unreadable, untouched)"
-    return f"delete {tag} in {f.name}"
+    return _edit_or_note(f, change, f"delete {tag}") or f"delete {tag} in {f.name}"
 
 
 def m_corrupt_tag(folder: Path, rng: random.Random) -> str:
@@ -272,11 +277,7 @@ def m_corrupt_tag(folder: Path, rng: random.Random) -> str:
         except Exception:
             ds[tag] = pydicom.DataElement(elem.tag, "UN", value.encode("latin-1", "replace"))
 
-    try:
-        _edit(f, change)
-    except Exception:
-        return f"corrupt {tag} (file unreadable, untouched)"
-    return f"corrupt {tag}={value!r} in {f.name}"
+    return _edit_or_note(f, change, f"corrupt {tag}") or f"corrupt {tag}={value!r} in {f.name}"
 
 
 def m_bad_transfer_syntax(folder: Path, rng: random.Random) -> str:

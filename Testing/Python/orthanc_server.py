@@ -106,6 +106,21 @@ def have_dicomweb_plugin() -> bool:
     return have_orthanc() and DICOMWEB_PLUGIN.is_file()
 
 
+def first_job_then_outage(pacs, worker, study) -> None:
+    """Store a study, let the worker take it as a job, stop the PACS: the job must wait for a
+    retry (pending, one attempt), then the PACS comes back. Shared by both worker sources."""
+    pacs.store(study)
+    deadline = time.time() + 30
+    while not worker.jobs.all() and time.time() < deadline:
+        worker.poll()
+        time.sleep(0.3)
+    pacs.stop()
+    assert worker.run_due()[0][1] == "retry"
+    job = worker.jobs.all()[0]
+    assert job.state == "pending" and job.attempts == 1
+    pacs.start()
+
+
 def until_idle(worker, timeout: float = 90.0) -> list:
     """Poll and run the worker's jobs until nothing is pending and nothing new arrived for 3 s;
     returns the (study, outcome) pairs of the jobs that ran."""

@@ -3,10 +3,9 @@ with its DICOMweb plugin and HTTP basic auth, exams pushed by dcmtk's storescu."
 
 import json
 import os
-import time
 
 import pytest
-from orthanc_server import OrthancServer, have_dicomweb_plugin, until_idle
+from orthanc_server import OrthancServer, first_job_then_outage, have_dicomweb_plugin, until_idle
 
 from mrefibrosis.cli import main
 from mrefibrosis.model.inference import Segmenter
@@ -104,17 +103,7 @@ def test_wrong_credentials_give_one_line_naming_the_setting(pacs, tmp_path, monk
 
 
 def test_server_away_mid_job_is_retried_without_duplicates(pacs, tiny_model, tmp_path):
-    worker = _worker(pacs, tiny_model, tmp_path)
-    pacs.store(tiny_model[1][1] / "dicom")
-    deadline = time.time() + 30
-    while not worker.jobs.all() and time.time() < deadline:
-        worker.poll()
-        time.sleep(0.3)
-    pacs.stop()
-    assert worker.run_due()[0][1] == "retry"
-    job = worker.jobs.all()[0]
-    assert job.state == "pending" and job.attempts == 1
-    pacs.start()
+    first_job_then_outage(pacs, _worker(pacs, tiny_model, tmp_path), tiny_model[1][1] / "dicom")
     worker2 = _worker(pacs, tiny_model, tmp_path)
     worker2.jobs.db.execute("UPDATE jobs SET next_try = 0")
     until_idle(worker2)

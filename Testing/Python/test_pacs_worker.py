@@ -1,11 +1,10 @@
 """The Orthanc worker against a real Orthanc on loopback, with exams pushed by dcmtk's storescu."""
 
 import os
-import time
 
 import pytest
 from model_fixtures import train_tiny_model
-from orthanc_server import OrthancServer, have_orthanc, until_idle
+from orthanc_server import OrthancServer, first_job_then_outage, have_orthanc, until_idle
 
 from mrefibrosis.model.inference import Segmenter
 from mrefibrosis.pacs.jobs import DONE, IGNORED
@@ -65,17 +64,7 @@ def test_non_mre_study_is_ignored_and_worker_goes_on(orthanc, tiny, tmp_path):
 
 
 def test_pacs_down_during_a_job_then_back(orthanc, tiny, tmp_path):
-    worker = _worker(orthanc, tiny, tmp_path)
-    orthanc.store(tiny[1][0] / "dicom")
-    deadline = time.time() + 30
-    while not worker.jobs.all() and time.time() < deadline:
-        worker.poll()
-        time.sleep(0.3)
-    orthanc.stop()
-    assert worker.run_due()[0][1] == "retry"
-    job = worker.jobs.all()[0]
-    assert job.state == "pending" and job.attempts == 1
-    orthanc.start()
+    first_job_then_outage(orthanc, _worker(orthanc, tiny, tmp_path), tiny[1][0] / "dicom")
     # a restarted worker (new process state, same job database) finishes the job
     worker2 = _worker(orthanc, tiny, tmp_path)
     worker2.jobs.db.execute("UPDATE jobs SET next_try = 0")

@@ -49,13 +49,19 @@ def default_model_path() -> Path:
 def cuda_may_be_present() -> bool:
     """Whether a CUDA GPU could be there, without importing torch (which costs seconds): torch is
     installed and an NVIDIA driver is visible."""
-    from .onnx_runtime import installed
+    from .._lazy import installed
 
     if not (installed("torch") and installed("segmentation_models_pytorch")):  # a partial torch runtime cannot run
         return False
     if os.name == "nt":
         return (Path(os.environ.get("SystemRoot", r"C:\Windows")) / "System32" / "nvcuda.dll").exists()
     return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+
+
+def runtime_for(model_path: str | os.PathLike | None = None, runtime: str = "auto", device: str = "auto", precision: str = "auto") -> str:
+    """The runtime a Segmenter for this model file (default: the shipped one) would use here."""
+    path = Path(model_path) if model_path else default_model_path()
+    return choose_runtime(runtime, device, precision, graph_path_for(path))
 
 
 def choose_runtime(asked: str, device: str, precision: str, graph_path: Path) -> str:

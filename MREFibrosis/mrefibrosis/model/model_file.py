@@ -144,9 +144,9 @@ def publishes_checksums(path: Path) -> bool:
     return (path.parent / CHECKSUMS).is_file()
 
 
-def read_verified(path: Path, expected_sha256: str | None, what: str = "model file", hint: str = "pass an existing --model FILE", with_status: bool = False):
-    """The file's bytes after checking them against expected_sha256 or the SHA256SUMS next to it
-    (with_status: and whether such a checksum was there)."""
+def read_verified(path: Path, expected_sha256: str | None, what: str = "model file", hint: str = "pass an existing --model FILE") -> tuple[bytes, bool]:
+    """(the file's bytes, whether a checksum vouched for them) after checking them against
+    expected_sha256 or the SHA256SUMS next to it."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -155,7 +155,7 @@ def read_verified(path: Path, expected_sha256: str | None, what: str = "model fi
     if expected and hashlib.sha256(raw).hexdigest() != expected:
         source = "the checksum given" if expected_sha256 else f"its published checksum ({CHECKSUMS})"
         raise ModelFileError(f"{path.name}: the file does not match {source}; it was modified or damaged: install the model again.")
-    return (raw, bool(expected)) if with_status else raw
+    return raw, bool(expected)
 
 
 @dataclass
@@ -178,7 +178,7 @@ def load_model_file(path: str | os.PathLike, expected_sha256: str | None = None)
     """Read and verify a model file: the checksum inside it, and the whole file's against
     expected_sha256 or the published SHA256SUMS next to it. Format 2 needs no torch."""
     path = Path(path)
-    raw, whole_file_checked = read_verified(path, expected_sha256, with_status=True)
+    raw, whole_file_checked = read_verified(path, expected_sha256)
     magic = next((m for m in (MAGIC, MAGIC_V1) if raw.startswith(m)), None)
     if magic is None:
         raise ModelFileError(f"{path.name} is not an MREFibrosis model file; pass a {SUFFIX} file written by 'mrefibrosis train'.")

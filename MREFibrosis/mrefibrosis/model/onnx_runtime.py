@@ -16,19 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._lazy import installed
 from .model_file import ModelFile, ModelFileError, ModelInfo, published_checksum, publishes_checksums, read_verified
 from .onnx_format import GRAPH_FORMAT, INPUT_NAME, META_FORMAT, META_INFO, META_INITIALIZERS, META_WEIGHTS, OUTPUT_NAME, graph_metadata, initializer_value
 from .runtime_errors import ModelUnavailableError, SegmentationCancelled
-
-
-def installed(package: str) -> bool:
-    """Whether `package` can be imported, without importing it (a None in sys.modules blocks it)."""
-    import importlib.util
-    import sys
-
-    if package in sys.modules:
-        return sys.modules[package] is not None
-    return importlib.util.find_spec(package) is not None
 
 
 def onnxruntime_installed() -> bool:
@@ -55,7 +46,7 @@ class OnnxNetwork:
             if published_checksum(graph_path) is None:
                 where = "is not listed in the SHA256SUMS beside it" if publishes_checksums(graph_path) else "has no SHA256SUMS beside it"
                 raise ModelFileError(f"{graph_path.name} {where}; export it again with 'mrefibrosis export-onnx'.")
-            graph = read_verified(graph_path, None, what="ONNX graph", hint="export it with 'mrefibrosis export-onnx MODEL'")
+            graph, _ = read_verified(graph_path, None, what="ONNX graph", hint="export it with 'mrefibrosis export-onnx MODEL'")
         meta = graph_metadata(graph)
         _check_metadata(meta, model, graph_path.name)
         options = ort.SessionOptions()
