@@ -208,6 +208,12 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-size", type=int, default=d.input_size, metavar="PX", help=f"network input size, bilinear (default {d.input_size})")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
     g.add_argument("--lr", type=float, default=d.lr, help=f"SGD learning rate (default {d.lr})")
+    g.add_argument(
+        "--lr-schedule",
+        default=d.lr_schedule,
+        choices=["constant", "cosine"],
+        help="constant (the paper) or cosine: annealed from --lr towards 0 over --epochs (fine-tuning)",
+    )
     g.add_argument("--momentum", type=float, default=d.momentum, help=f"default {d.momentum}")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"slices per optimizer step (default {d.batch_size})")
@@ -251,6 +257,7 @@ def _train_config(args):
         input_size=args.input_size,
         epochs=args.epochs,
         lr=args.lr,
+        lr_schedule=args.lr_schedule,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
         batch_size=args.batch_size,

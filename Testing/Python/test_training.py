@@ -74,6 +74,27 @@ def test_run_folder_guard_and_resume_with_other_settings(manifest, tmp_path):
         train(tiny(epochs=2, lr=0.1), rows, tmp_path / "r", resume=True, progress=False)
 
 
+def test_cosine_schedule_sets_each_epochs_rate_and_old_runs_resume(manifest, tmp_path):
+    rows = read_manifest(manifest)
+    cfg = tiny(epochs=3, lr=0.04, lr_schedule="cosine")
+    # cos(0) = 1, cos(pi/3) = 1/2, cos(2 pi/3) = -1/2  ->  factors 1, 3/4, 1/4
+    assert [cfg.lr_at(e) for e in (1, 2, 3)] == pytest.approx([0.04, 0.03, 0.01])
+    assert tiny(lr=0.04).lr_at(3) == 0.04
+    result = train(cfg, rows, tmp_path / "cos", progress=False)
+    assert [float(h["lr"]) for h in result.history] == pytest.approx([0.04, 0.03, 0.01])
+    state = torch.load(tmp_path / "cos" / "checkpoint.pt", weights_only=False)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.01)
+    # A checkpoint written before the option existed (no lr_schedule) resumes as constant.
+    train(tiny(epochs=1), rows, tmp_path / "old", progress=False)
+    state = torch.load(tmp_path / "old" / "checkpoint.pt", weights_only=False)
+    del state["config"]["lr_schedule"]
+    torch.save(state, tmp_path / "old" / "checkpoint.pt")
+    resumed = train(tiny(epochs=2), rows, tmp_path / "old", resume=True, progress=False)
+    assert len(resumed.history) == 2
+    with pytest.raises(Exception, match="lr-schedule"):
+        tiny(lr_schedule="linear").validate()
+
+
 def test_resnext_unet_trains_with_gradient_accumulation(manifest, tmp_path):
     cfg = tiny(architecture="unet_resnext50_32x4d", epochs=1, batch_size=4, micro_batch=2, max_steps_per_epoch=1)
     result = train(cfg, read_manifest(manifest), tmp_path / "rx", progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from ..errors import MREFibrosisError
@@ -11,6 +12,7 @@ from .augment_config import AugmentConfig
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TRAIN_INPUTS = ("elastogram", "elastogram+magnitude")
 TRAIN_OUTPUTS = ("roi", "roi+liver")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -20,6 +22,7 @@ class TrainConfig:
     input_size: int = 512
     epochs: int = 32
     lr: float = 0.005
+    lr_schedule: str = "constant"  # the paper's constant rate, or "cosine" (annealed over --epochs; for fine-tuning)
     momentum: float = 0.982
     weight_decay: float = 4.457e-6
     batch_size: int = 32
@@ -47,6 +50,8 @@ class TrainConfig:
             raise MREFibrosisError("--epochs and --batch-size must be at least 1.")
         if not (self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):
             raise MREFibrosisError("need --lr > 0, 0 <= --momentum < 1 and --weight-decay >= 0.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise MREFibrosisError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}.")
         if not self.pos_weight > 0:
             raise MREFibrosisError("--pos-weight must be positive (1 is plain BCE).")
         if self.inputs not in TRAIN_INPUTS:
@@ -67,6 +72,13 @@ class TrainConfig:
         aug = d.pop("augmentation", {}) or {}
         aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
         return TrainConfig(**{k: v for k, v in d.items() if k in TrainConfig.__dataclass_fields__}, augmentation=AugmentConfig(**aug))
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of an epoch (1-based). It depends on the epoch number only, so a resumed run
+        follows the same schedule; with cosine, changing --epochs on resume reshapes what is left."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(1, self.epochs)))
 
     # What must not change between a run and its resumption.
     def identity(self) -> dict:

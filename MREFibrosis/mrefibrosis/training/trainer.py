@@ -203,7 +203,8 @@ def _write_history(path: Path, history: list[dict]) -> None:
     if not history:
         return
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
+    fields = list(dict.fromkeys(k for row in history for k in row))  # rows of a run resumed across versions may differ
+    w = csv.DictWriter(buf, fieldnames=fields, restval="", lineterminator="\n")
     w.writeheader()
     w.writerows(history)
     atomic_write_text(path, buf.getvalue())
@@ -231,7 +232,7 @@ def train(
     state = None
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state["config"] != config.identity():
+        if {"lr_schedule": "constant", **state["config"]} != config.identity():  # runs saved before the option had a constant rate
             raise MREFibrosisError(
                 "--resume with different settings than the run was started with; use the same options (only --epochs and --device may change)."
             )
@@ -288,6 +289,8 @@ def train(
     for epoch in range(start_epoch, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr_at(epoch)
         gen = torch.Generator().manual_seed(config.seed * 100003 + epoch)
         order = torch.randperm(len(items), generator=gen).tolist()
         while len(order) < n_batches * config.batch_size:  # tiny data sets: repeat the permutation
@@ -349,6 +352,7 @@ def train(
                 "train_loss": round(float(np.mean(losses)), 6),
                 "val_dice": round(val, 5),
                 "val_liver_dice": "" if checked.liver_dice is None else round(checked.liver_dice, 5),
+                "lr": round(config.lr_at(epoch), 8),
                 "best": int(improved),
                 "seconds": round(time.perf_counter() - t0, 1),
             }
