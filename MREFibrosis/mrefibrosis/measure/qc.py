@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..reading.exam import Exam
+from .driver import BODY_FRACTION_OF_P99, driver_contact, driver_share
 
 FLAG_DARK_LIVER = "liver_dark_on_magnitude"
 
@@ -22,7 +23,6 @@ FLAG_DARK_LIVER = "liver_dark_on_magnitude"
 # signal x 0.06) under 0.12. The default sits well between them (assumed: not yet checked against
 # patients with measured R2*), and can be changed per call.
 DARK_LIVER_RATIO = 0.25
-BODY_FRACTION_OF_P99 = 0.1  # magnitude above this share of the slice's 99th percentile = body
 
 
 # With a liver-aware segmenter (its predicted liver passed in). Evidence: domain doc section 6 — a
@@ -35,10 +35,17 @@ EDGE_MM = 10.0  # the reader's margin inside the liver edge
 EDGE_SHARE_WARN = 0.5  # share of the ROI closer than EDGE_MM to the predicted liver edge: warning
 EDGE_SHARE_FAIL = 0.9  # ... indeterminate
 TTA_AGREEMENT_WARN = 0.7  # Dice between the plain and the flipped prediction: below it, a warning
+# The driver's near field (domain doc sections 2 and 6; assumed, not checked on patients): the
+# simulated reader keeps 35 mm away; the margin here is smaller, so only an ROI that is mostly
+# right under the contact patch is flagged.
+DRIVER_MM = 25.0
+DRIVER_SHARE_WARN = 0.5
+DRIVER_SHARE_FAIL = 0.9
 
 FLAG_SMALL_CONFIDENT_LIVER = "small_confident_liver"
 FLAG_LIVER_EDGE = "roi_at_liver_edge"
 FLAG_TTA = "tta_disagreement"
+FLAG_UNDER_DRIVER = "roi_under_driver"
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class QcSettings:
     edge_share_warn: float = EDGE_SHARE_WARN
     edge_share_fail: float = EDGE_SHARE_FAIL
     tta_agreement_warn: float = TTA_AGREEMENT_WARN
+    driver_mm: float = DRIVER_MM
+    driver_share_warn: float = DRIVER_SHARE_WARN
+    driver_share_fail: float = DRIVER_SHARE_FAIL
 
 
 @dataclass(frozen=True)
@@ -83,9 +93,22 @@ def edge_share(exam: Exam, roi: np.ndarray, liver: np.ndarray, edge_mm: float) -
 def segmentation_findings(
     exam: Exam, roi: np.ndarray, liver: np.ndarray | None, tta_agreement: float | None, settings: QcSettings = QcSettings()
 ) -> list[QcFinding]:
-    """What a reader checks on an automatic ROI: enough confident liver, an ROI not hugging the liver
-    edge, and (with TTA) a prediction that does not change when the image is mirrored."""
+    """What a reader checks on an ROI: not right under the driver; for an automatic ROI also enough
+    confident liver, an ROI not hugging the liver edge, and (with TTA) a prediction that does not
+    change when the image is mirrored."""
     found = []
+    contact = driver_contact(exam, only=roi.any(axis=(1, 2))) if roi.any() else None
+    share = driver_share(exam, roi, contact, settings.driver_mm) if contact is not None else None
+    if share is not None and share >= settings.driver_share_warn:
+        fail = share >= settings.driver_share_fail
+        found.append(
+            QcFinding(
+                FLAG_UNDER_DRIVER,
+                f"{share:.0%} of the ROI lies within {settings.driver_mm:g} mm of the driver"
+                + (": the confident area sits only under the driver" if fail else ""),
+                fail,
+            )
+        )
     if liver is not None:
         area = confident_liver_cm2(exam, liver)
         if area < settings.min_confident_liver_cm2:

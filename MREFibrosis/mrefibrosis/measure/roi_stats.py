@@ -19,6 +19,7 @@ from .qc import (
     FLAG_LIVER_EDGE,
     FLAG_SMALL_CONFIDENT_LIVER,
     FLAG_TTA,
+    FLAG_UNDER_DRIVER,
     QcSettings,
     confident_liver_cm2,
     dark_liver_reason,
@@ -47,6 +48,7 @@ WARNING_FLAGS = frozenset(
         FLAG_LIVER_EDGE,
         FLAG_TTA,
         FLAG_SMALL_CONFIDENT_LIVER,
+        FLAG_UNDER_DRIVER,
     }
     | READER_WARNING_FLAGS
 )

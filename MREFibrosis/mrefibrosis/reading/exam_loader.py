@@ -25,6 +25,7 @@ from .hatch import estimate_period, fit_line_families, hatch_from_twin, hatch_wi
 from .series import ScanResult, SeriesInfo, scan_folder
 from .stacks import Stack, align_to, load_stack
 from .units import DEFAULT_VENDOR_UNITS, UNIT_TO_KPA, stiffness_unit_mapping, unit_from_window
+from .waves import load_wave_amplitude
 
 INVALID_STORED = 32766  # GE marks pixels without a valid inversion with this value
 MIN_HATCH_FRACTION = 0.01  # of the non-zero area, to call an image confidence-masked
@@ -48,6 +49,7 @@ class ReadOptions:
     limits: PixelLimits = PixelLimits()
     budget: BudgetLimits = BudgetLimits()
     include_identifiers: bool = False
+    read_waves: bool = True  # wave or phase images locate the driver for the QC (about 30 more small files on a GE exam)
     signatures: tuple = roles.ASSUMED_SIGNATURES  # vendor ImageType signatures (assumed; a site may pass its own)
 
     def __post_init__(self):
@@ -413,6 +415,7 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
         notes.append("no valid stiffness pixels in the elastogram")
 
     magnitude = _magnitude(series, geom, options, used, notes, findings)
+    wave_amplitude = load_wave_amplitude(series, geom, options.limits, used, findings) if options.read_waves else None
     frequency = next((s.driver_frequency_hz for s in series if s.driver_frequency_hz), None)
     identifiers = {}
     if options.include_identifiers:
@@ -428,6 +431,7 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
         confidence_valid=confidence_valid,
         confidence=confidence,
         magnitude=magnitude,
+        wave_amplitude=wave_amplitude,
         driver_frequency_hz=frequency,
         unit_source=converted.unit_source,
         confidence_source=confidence_source,

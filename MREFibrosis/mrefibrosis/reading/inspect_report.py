@@ -45,7 +45,10 @@ def inspect_report(path: Path, options: ReadOptions) -> str:
         lines.append(f"  stiffness unit: {exam.unit_source}")
         lines.append(f"  confidence: {exam.confidence_source}")
         freq = f"{exam.driver_frequency_hz:g} Hz" if exam.driver_frequency_hz else "unknown"
-        lines.append(f"  driver frequency: {freq}; magnitude: {'yes' if exam.magnitude is not None else 'no'}")
+        lines.append(
+            f"  driver frequency: {freq}; magnitude: {'yes' if exam.magnitude is not None else 'no'}; "
+            f"wave images (driver position): {'yes' if exam.wave_amplitude is not None else 'no'}"
+        )
         valid_cm2 = exam.confidence_valid.sum() * g.pixel_area_mm2 / 100 if exam.confidence_valid is not None else float("nan")
         lines.append(f"  confidence-valid area: {valid_cm2:.1f} cm2")
         for note in exam.notes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,8 +117,11 @@ def load_stack(
     limits: PixelLimits,
     instances: list[InstanceRef] | None = None,
     average_same_position: bool = False,
+    combine_same_position: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Stack:
-    """Decode the series; images sharing a position are averaged (magnitude) or refused (maps)."""
+    """Decode the series; images sharing a position are averaged (magnitude), combined in acquisition
+    order by `combine_same_position` ((time, rows, columns) -> (rows, columns): wave images), or
+    refused (maps)."""
     label = info.label
     planes: list[_Plane] = []
     refs = instances if instances is not None else info.instances
@@ -136,24 +140,29 @@ def load_stack(
             raise SeriesError(f"{label}: images with different orientations in one series; select one stack.")
         if np.max(np.abs(np.subtract(p.spacing, first.spacing))) > 1e-4:
             raise SeriesError(f"{label}: images with different pixel spacings in one series.")
-    if average_same_position:
-        planes = _average_same_position(planes, first.orientation)
+    if average_same_position or combine_same_position is not None:
+        planes = _combine_same_position(planes, first.orientation, combine_same_position or _mean_over_time)
     rows, cols = first.image.shape
     geom, order = build_geometry([p.position for p in planes], first.orientation, first.spacing, rows, cols, first.thickness, label)
     stored = np.stack([planes[i].image for i in order])
     return Stack(info=info, stored=stored, geometry=geom, headers=[planes[i].header for i in order])
 
 
-def _average_same_position(planes: list[_Plane], orientation: np.ndarray) -> list[_Plane]:
+def _mean_over_time(frames: np.ndarray) -> np.ndarray:
+    return frames.mean(axis=0)
+
+
+def _combine_same_position(planes: list[_Plane], orientation: np.ndarray, combine: Callable[[np.ndarray], np.ndarray]) -> list[_Plane]:
     normal = np.cross(orientation[:3], orientation[3:6])
     groups: dict[int, list[_Plane]] = {}
     for p in planes:
         groups.setdefault(int(round(float(p.position @ normal) * 10)), []).append(p)
     out = []
     for members in groups.values():
-        mean = np.mean([m.image.astype(np.float32) for m in members], axis=0)
+        members = sorted(members, key=lambda m: m.instance_number)  # acquisition order of the time points
+        combined = combine(np.stack([m.image.astype(np.float32) for m in members])).astype(np.float32)
         m0 = members[0]
-        out.append(_Plane(m0.position, m0.orientation, m0.spacing, m0.thickness, mean, m0.header, m0.instance_number))
+        out.append(_Plane(m0.position, m0.orientation, m0.spacing, m0.thickness, combined, m0.header, m0.instance_number))
     return out
 
 

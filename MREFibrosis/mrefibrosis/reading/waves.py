@@ -1,0 +1,63 @@
+"""How strongly each pixel moved at the driver frequency: the first temporal harmonic of the
+phase-offset (or wave) images, on the elastogram grid.
+
+Why: readers keep ROIs away from the driver (domain doc sections 2 and 6), but no header says where
+the driver sat. The waves start there, so the wave amplitude is largest at the contact patch on the
+body wall; `measure.driver` finds the patch from this map. The map is relative (its unit is the
+series' own), so neither the phase scaling nor the vendor matters; only its shape is used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MREFibrosisError
+from . import classify as roles
+from .exam import SeriesUse
+from .findings import FLAG_OPTIONAL_SERIES_SKIPPED, ReaderFinding
+from .geometry import Geometry
+from .series import SeriesInfo
+from .stacks import align_to, load_stack
+
+MIN_TIME_POINTS = 3  # a first harmonic needs at least three samples of the cycle
+
+# Processed wave images first (unwrapped by the scanner), then raw phase offsets.
+WAVE_SOURCES = (roles.WAVE, roles.PHASE, roles.RAW_MRE)
+
+
+def first_harmonic_amplitude(frames: np.ndarray) -> np.ndarray:
+    """Amplitude of the first temporal harmonic of (time, rows, columns) frames sampled evenly over
+    one cycle: A for A*cos(2 pi t / T + phi) + offset. A constant (the static phase) contributes 0."""
+    t = frames.shape[0]
+    if t < MIN_TIME_POINTS:
+        return np.zeros(frames.shape[1:], np.float32)
+    weights = np.exp(-2j * np.pi * np.arange(t) / t)
+    return (2.0 / t * np.abs(np.tensordot(weights, frames.astype(np.float64), axes=1))).astype(np.float32)
+
+
+def _time_points(s: SeriesInfo) -> list:
+    refs = sorted(s.instances, key=lambda r: (r.instance_number is None, r.instance_number or 0))
+    return refs[: len(refs) // 2] if s.role == roles.RAW_MRE else refs  # GE raw: phase first, magnitude second
+
+
+def load_wave_amplitude(series: list[SeriesInfo], geom: Geometry, limits, used: list[SeriesUse], findings: list[ReaderFinding]) -> np.ndarray | None:
+    """The wave amplitude on the elastogram's grid, or None when no wave or phase series fits it.
+    Optional like the magnitude: a damaged series is skipped with a warning, never fatal."""
+    for role in WAVE_SOURCES:
+        for s in series:
+            if s.role != role or (s.rows, s.columns) != (geom.rows, geom.columns):
+                continue
+            refs = _time_points(s)
+            if len(refs) < MIN_TIME_POINTS * geom.n_slices:
+                continue
+            try:
+                st = load_stack(s, limits, instances=refs, combine_same_position=first_harmonic_amplitude)
+            except MREFibrosisError as exc:
+                findings.append(ReaderFinding(FLAG_OPTIONAL_SERIES_SKIPPED, f"wave images not used: {exc}"))
+                continue
+            match = align_to(geom, st)
+            if any(m is None for m in match):
+                continue
+            used.append(SeriesUse(s.role, s.series_number, s.description, len(refs)))
+            return np.stack([st.stored[m] for m in match]).astype(np.float32)
+    return None
