@@ -90,6 +90,16 @@ def edge_share(exam: Exam, roi: np.ndarray, liver: np.ndarray, edge_mm: float) -
     return near / int(roi.sum())
 
 
+def _share_finding(flag: str, share: float | None, warn: float, fail: float, within: str, where: str) -> list[QcFinding]:
+    """A warning when `share` of the ROI lies too close to something a reader avoids, indeterminate
+    when nearly all of it does (domain doc section 6: "sits only at the liver edge or the driver")."""
+    if share is None or share < warn:
+        return []
+    failed = share >= fail
+    message = f"{share:.0%} of the ROI lies within {within}" + (f": the confident area sits only {where}" if failed else "")
+    return [QcFinding(flag, message, failed)]
+
+
 def segmentation_findings(
     exam: Exam, roi: np.ndarray, liver: np.ndarray | None, tta_agreement: float | None, settings: QcSettings = QcSettings()
 ) -> list[QcFinding]:
@@ -99,16 +109,9 @@ def segmentation_findings(
     found = []
     contact = driver_contact(exam, only=roi.any(axis=(1, 2))) if roi.any() else None
     share = driver_share(exam, roi, contact, settings.driver_mm) if contact is not None else None
-    if share is not None and share >= settings.driver_share_warn:
-        fail = share >= settings.driver_share_fail
-        found.append(
-            QcFinding(
-                FLAG_UNDER_DRIVER,
-                f"{share:.0%} of the ROI lies within {settings.driver_mm:g} mm of the driver"
-                + (": the confident area sits only under the driver" if fail else ""),
-                fail,
-            )
-        )
+    found += _share_finding(
+        FLAG_UNDER_DRIVER, share, settings.driver_share_warn, settings.driver_share_fail, f"{settings.driver_mm:g} mm of the driver", "under the driver"
+    )
     if liver is not None:
         area = confident_liver_cm2(exam, liver)
         if area < settings.min_confident_liver_cm2:
@@ -122,16 +125,9 @@ def segmentation_findings(
         elif area < settings.low_confident_liver_cm2:
             found.append(QcFinding(FLAG_SMALL_CONFIDENT_LIVER, f"confident liver area only {area:.1f} cm2", False))
         share = edge_share(exam, roi, liver, settings.edge_mm)
-        if share is not None and share >= settings.edge_share_warn:
-            fail = share >= settings.edge_share_fail
-            found.append(
-                QcFinding(
-                    FLAG_LIVER_EDGE,
-                    f"{share:.0%} of the ROI lies within {settings.edge_mm:g} mm of the liver edge"
-                    + (": the confident area sits only at the edge" if fail else ""),
-                    fail,
-                )
-            )
+        found += _share_finding(
+            FLAG_LIVER_EDGE, share, settings.edge_share_warn, settings.edge_share_fail, f"{settings.edge_mm:g} mm of the liver edge", "at the edge"
+        )
     if tta_agreement is not None and tta_agreement < settings.tta_agreement_warn:
         found.append(QcFinding(FLAG_TTA, f"the ROI changes when the image is mirrored (agreement {tta_agreement:.2f})", False))
     return found

@@ -22,6 +22,7 @@ from .findings import (
     ReaderFinding,
 )
 from .hatch import estimate_period, fit_line_families, hatch_from_twin, hatch_without_twin, low_confidence_from_lines, low_confidence_region
+from .optional_series import raw_halves, read_on_grid
 from .series import ScanResult, SeriesInfo, scan_folder
 from .stacks import Stack, align_to, load_stack
 from .units import DEFAULT_VENDOR_UNITS, UNIT_TO_KPA, stiffness_unit_mapping, unit_from_window
@@ -451,23 +452,15 @@ def _magnitude(series, geom, options, used, notes, findings) -> np.ndarray | Non
         if s.role == roles.MAGNITUDE:
             refs = s.instances
         elif s.role == roles.RAW_MRE:
-            ordered = sorted(s.instances, key=lambda r: (r.instance_number is None, r.instance_number or 0))
-            refs = ordered[len(ordered) // 2 :]  # GE: phase first, magnitude second
+            refs = raw_halves(s)[1]  # GE: phase first, magnitude second
         else:
             continue
         if (s.rows, s.columns) != (geom.rows, geom.columns):
             notes.append(f"{s.label}: {s.rows} x {s.columns} images do not lie on the elastogram's {geom.rows} x {geom.columns} grid; not read")
             continue
-        try:
-            st = load_stack(s, options.limits, instances=refs, average_same_position=True)
-        except MREFibrosisError as exc:
-            findings.append(ReaderFinding(FLAG_OPTIONAL_SERIES_SKIPPED, f"magnitude not used: {exc}"))
-            continue
-        match = align_to(geom, st)
-        if any(m is None for m in match):
-            continue
-        used.append(SeriesUse(s.role, s.series_number, s.description, len(refs)))
-        return np.stack([st.stored[m] for m in match]).astype(np.float32)
+        magnitude = read_on_grid(s, refs, geom, options.limits, "magnitude", used, findings, average_same_position=True)
+        if magnitude is not None:
+            return magnitude
     return None
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import MREFibrosisError
 from . import classify as roles
 from .exam import SeriesUse
-from .findings import FLAG_OPTIONAL_SERIES_SKIPPED, ReaderFinding
+from .findings import ReaderFinding
 from .geometry import Geometry
+from .optional_series import raw_halves, read_on_grid
 from .series import SeriesInfo
-from .stacks import align_to, load_stack
 
 MIN_TIME_POINTS = 3  # a first harmonic needs at least three samples of the cycle
 
@@ -35,11 +34,6 @@ def first_harmonic_amplitude(frames: np.ndarray) -> np.ndarray:
     return (2.0 / t * np.abs(np.tensordot(weights, frames.astype(np.float64), axes=1))).astype(np.float32)
 
 
-def _time_points(s: SeriesInfo) -> list:
-    refs = sorted(s.instances, key=lambda r: (r.instance_number is None, r.instance_number or 0))
-    return refs[: len(refs) // 2] if s.role == roles.RAW_MRE else refs  # GE raw: phase first, magnitude second
-
-
 def load_wave_amplitude(series: list[SeriesInfo], geom: Geometry, limits, used: list[SeriesUse], findings: list[ReaderFinding]) -> np.ndarray | None:
     """The wave amplitude on the elastogram's grid, or None when no wave or phase series fits it.
     Optional like the magnitude: a damaged series is skipped with a warning, never fatal."""
@@ -47,17 +41,10 @@ def load_wave_amplitude(series: list[SeriesInfo], geom: Geometry, limits, used: 
         for s in series:
             if s.role != role or (s.rows, s.columns) != (geom.rows, geom.columns):
                 continue
-            refs = _time_points(s)
+            refs = raw_halves(s)[0] if s.role == roles.RAW_MRE else s.instances  # GE raw: phase first
             if len(refs) < MIN_TIME_POINTS * geom.n_slices:
                 continue
-            try:
-                st = load_stack(s, limits, instances=refs, combine_same_position=first_harmonic_amplitude)
-            except MREFibrosisError as exc:
-                findings.append(ReaderFinding(FLAG_OPTIONAL_SERIES_SKIPPED, f"wave images not used: {exc}"))
-                continue
-            match = align_to(geom, st)
-            if any(m is None for m in match):
-                continue
-            used.append(SeriesUse(s.role, s.series_number, s.description, len(refs)))
-            return np.stack([st.stored[m] for m in match]).astype(np.float32)
+            amplitude = read_on_grid(s, refs, geom, limits, "wave images", used, findings, combine_same_position=first_harmonic_amplitude)
+            if amplitude is not None:
+                return amplitude
     return None

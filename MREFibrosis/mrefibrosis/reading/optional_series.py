@@ -1,0 +1,39 @@
+"""Optional series read onto the elastogram's grid (magnitude, wave images): never fatal.
+
+Why one place: an exam must still be measured when an optional series is damaged or lies on another
+grid, so each of them is read the same way: decoded, placed on the elastogram's slices, recorded as
+used, or skipped with a reader warning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MREFibrosisError
+from .exam import SeriesUse
+from .findings import FLAG_OPTIONAL_SERIES_SKIPPED, ReaderFinding
+from .geometry import Geometry
+from .series import InstanceRef, SeriesInfo
+from .stacks import align_to, load_stack
+
+
+def raw_halves(s: SeriesInfo) -> tuple[list[InstanceRef], list[InstanceRef]]:
+    """GE MR-Touch raw series: (phase images, magnitude images), the first and second half in instance order."""
+    ordered = sorted(s.instances, key=lambda r: (r.instance_number is None, r.instance_number or 0))
+    return ordered[: len(ordered) // 2], ordered[len(ordered) // 2 :]
+
+
+def read_on_grid(
+    s: SeriesInfo, refs: list[InstanceRef], geom: Geometry, limits, what: str, used: list[SeriesUse], findings: list[ReaderFinding], **load_options
+) -> np.ndarray | None:
+    """The series' images on the elastogram's slices as float32, or None when it cannot be used."""
+    try:
+        st = load_stack(s, limits, instances=refs, **load_options)
+    except MREFibrosisError as exc:
+        findings.append(ReaderFinding(FLAG_OPTIONAL_SERIES_SKIPPED, f"{what} not used: {exc}"))
+        return None
+    match = align_to(geom, st)
+    if any(m is None for m in match):
+        return None
+    used.append(SeriesUse(s.role, s.series_number, s.description, len(refs)))
+    return np.stack([st.stored[m] for m in match]).astype(np.float32)
