@@ -21,6 +21,11 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 INVALID, LOW_CONFIDENCE, CONFIDENT, NO_CONFIDENCE_DATA = 0, 1, 2, 3
 
+# References from the stiffness volume to the exam's other volumes. The magnitude and wave volumes
+# feed the model's anatomy channel and the QC (dark liver, driver position), so Segment and Compute
+# in Slicer see what the CLI sees on the same exam.
+VALIDITY_REF, MAGNITUDE_REF, WAVES_REF = ATTR + "validity", ATTR + "magnitude", ATTR + "waves"
+
 
 def _vtk_matrix(m: np.ndarray) -> vtk.vtkMatrix4x4:
     out = vtk.vtkMatrix4x4()
@@ -69,8 +74,17 @@ def _findings_from_attribute(text: str | None) -> list[ReaderFinding]:
         return []
 
 
+def _same_grid_array(node, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A referenced volume's voxels as float32, or None when it is gone or no longer on the exam's grid."""
+    if node is None:
+        return None
+    a = slicer.util.arrayFromVolume(node)
+    return a.astype(np.float32) if a.shape == shape else None
+
+
 def exam_from_nodes(stiffness_node, validity_node=None) -> Exam:
-    """Rebuild the engine's Exam from the volumes as they are in the scene now."""
+    """Rebuild the engine's Exam from the volumes as they are in the scene now, with the magnitude
+    and wave volumes the stiffness volume references (when they still match its grid)."""
     kpa = slicer.util.arrayFromVolume(stiffness_node).astype(np.float32)
     m = vtk.vtkMatrix4x4()
     stiffness_node.GetIJKToRASMatrix(m)
@@ -108,4 +122,6 @@ def exam_from_nodes(stiffness_node, validity_node=None) -> Exam:
         driver_frequency_hz=float(frequency) if frequency else None,
         unit_source=stiffness_node.GetAttribute(ATTR + "UnitSource") or "kPa volume",
         findings=_findings_from_attribute(stiffness_node.GetAttribute(ATTR + "ReaderFindings")),
+        magnitude=_same_grid_array(stiffness_node.GetNodeReference(MAGNITUDE_REF), kpa.shape),
+        wave_amplitude=_same_grid_array(stiffness_node.GetNodeReference(WAVES_REF), kpa.shape),
     )

@@ -23,7 +23,7 @@ from mrefibrosis.results.roi_files import read_roi
 
 from .dicom_database import stage_study_folder, study_files_for_volume
 from .exam_identity import ATTR, ExamIdentity, ExamMismatchError, identity_of, require_engine_stiffness, require_same_exam
-from .exam_nodes import add_volume, exam_from_nodes, findings_to_attribute, validity_array
+from .exam_nodes import MAGNITUDE_REF, VALIDITY_REF, WAVES_REF, add_volume, exam_from_nodes, findings_to_attribute, validity_array
 from .export_support import dicom_export_problem
 from .process_runner import ProcessRunner, RunnerUpdate, RunState, engine_environment, python_interpreter
 from .segment_nodes import find_roi_segment, segment_mask, set_roi_segment
@@ -117,11 +117,15 @@ class MREFibrosisLogic:
         display.SetWindowLevel(8.0, 4.0)  # 0-8 kPa, the paper's window
         validity = add_volume(scene, validity_array(exam), m, f"{base} validity", labelmap=True)
         validity.SetAttribute(ATTR + "Role", "validity")
-        stiffness.SetNodeReferenceID(ATTR + "validity", validity.GetID())
+        stiffness.SetNodeReferenceID(VALIDITY_REF, validity.GetID())
         magnitude = add_volume(scene, exam.magnitude, m, f"{base} magnitude") if exam.magnitude is not None else None
+        waves = add_volume(scene, exam.wave_amplitude, m, f"{base} wave amplitude") if exam.wave_amplitude is not None else None
+        for ref, node in ((MAGNITUDE_REF, magnitude), (WAVES_REF, waves)):
+            if node is not None:
+                stiffness.SetNodeReferenceID(ref, node.GetID())
         sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
         study = sh.CreateStudyItem(sh.GetSceneItemID(), f"MRE exam {exam.exam_key[:8]}")
-        for node in (stiffness, validity, magnitude):
+        for node in (stiffness, validity, magnitude, waves):
             if node is not None:
                 sh.SetItemParent(_sh_item(sh, node), study)
         return ExamNodes(stiffness, validity, magnitude, study, note=f"stiffness unit: {exam.unit_source}")
@@ -136,7 +140,7 @@ class MREFibrosisLogic:
 
     @staticmethod
     def validity_node_for(stiffness_node):
-        return stiffness_node.GetNodeReference(ATTR + "validity")
+        return stiffness_node.GetNodeReference(VALIDITY_REF)
 
     # ------------------------------------------------------------------ segmentation nodes
     def segmentation_for(self, scene, stiffness_node, candidate=None):

@@ -133,3 +133,26 @@ def test_ground_truth_roi_file_imports_aligned(scene, tiny, tmp_path):
     assert result.measurement.mean_kpa == pytest.approx(truth["reader_kpa"], rel=1e-6)
     outcome = logic.export(tmp_path / "exp", nodes.stiffness, dicom=True)
     assert {"SEG.dcm", "SR.dcm"} <= {p.name for p in outcome.written} and outcome.note == ""
+
+
+def test_compute_in_slicer_runs_the_clis_quality_control(scene, tmp_path):
+    """An iron-overload exam (liver dark on the magnitude images): Compute on the scene's volumes must
+    be indeterminate for the same reason as `measure --roi`, so the magnitude and wave volumes
+    travel with the exam into Slicer; a normal exam of the same seed still gives a number."""
+    from mrefibrosis.synth.export import GE_SETTINGS, write_exam
+    from mrefibrosis.synth.simulate import simulate_exam
+
+    verdicts = {}
+    for failure in (None, "iron_overload"):
+        folder = tmp_path / str(failure)
+        write_exam(folder, simulate_exam(21, GE_SETTINGS, n_slices=2, failure=failure, liver_kpa=2.4, snr=25), "ge", f"lib-qc-{failure}")
+        logic, nodes = _loaded(scene, folder)
+        assert nodes.magnitude is not None and nodes.stiffness.GetNodeReference("MREFibrosis.waves") is not None
+        seg = logic.import_roi_file(scene, nodes.stiffness, folder / "liver.seg.nrrd")
+        result, _ = logic.compute(scene, nodes.stiffness, seg)
+        assert cli_main(["-q", "measure", str(folder / "dicom"), "--out", str(tmp_path / f"cli-{failure}"), "--roi", str(folder / "liver.seg.nrrd")]) == 0
+        cli = json.loads((tmp_path / f"cli-{failure}" / "result.json").read_text())
+        assert (result.status_text, result.measurement.mean_kpa) == (cli["status_detail"], cli["mean_kpa"])
+        verdicts[failure] = result.status_text
+    assert verdicts[None] == "ok" or verdicts[None].startswith("ok with warnings")
+    assert verdicts["iron_overload"].startswith("indeterminate") and "dark on the magnitude images" in verdicts["iron_overload"]
