@@ -15,7 +15,7 @@ VPY=.venv/bin/python
 if ! "$VPY" -c "import torch, torchvision; assert torch.__version__.startswith('2.14.1') and torchvision.__version__.startswith('0.29.1')" 2>/dev/null; then
   "$VPY" -m pip install -q torch==2.14.1 torchvision==0.29.1
 fi
-"$VPY" -m pip install -q -e ".[model,onnx,export,dicom,pacs,batch,train,test]" -r MREFibrosis/Resources/requirements.txt \
+"$VPY" -m pip install -q -e ".[model,onnx,export,dicom,pacs,batch,train,review,test]" -r MREFibrosis/Resources/requirements.txt \
   -r MREFibrosis/Resources/requirements-model.txt -r MREFibrosis/Resources/requirements-onnx.txt onnx==1.23.1
 
 # Debian packages: DICOM validators and tools, and Orthanc for the PACS tests (its own daemon is
@@ -25,6 +25,7 @@ command -v dciodvfy >/dev/null 2>&1 || need_apt+=(dicom3tools)
 command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
 command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt+=(orthanc-dicomweb)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)  # the review page's browser test (Playwright drives it; no browser download)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

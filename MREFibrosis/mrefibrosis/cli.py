@@ -131,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the staging presets with their cut-offs and sources")
 
+    p = sub.add_parser("review", help="serve a browser page to review, correct, measure and export one exam's ROI (needs the [review] extra)")
+    p.add_argument("study", metavar="STUDY", help="folder holding the exam's DICOM files")
+    p.add_argument(
+        "--roi", metavar="ROI_FILE", help="start from this ROI (.seg.nrrd, labelmap or DICOM SEG); default: the stored MREFibrosis ROI, else a new one"
+    )
+    p.add_argument("--new-roi", action="store_true", help="run the segmenter even when the study holds an ROI MREFibrosis stored (PACS worker)")
+    p.add_argument("--out", metavar="DIR", help="where Export writes (default ./mrefibrosis-review/<exam key>)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs --token)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--token", metavar="TOKEN", help="access token the page's URL must carry (default: a random one; or $MREFIBROSIS_REVIEW_TOKEN)")
+    p.add_argument("--model", metavar="FILE", help="model file (.mrefmodel); default: the shipped model")
+    p.add_argument("--device", default="auto", metavar="D", help="auto, cpu or cuda[:N]")
+
     p = sub.add_parser("worker", help="watch a PACS (Orthanc REST or DICOMweb) and store SEG, SR and overlay for each stable MRE study")
     p.add_argument("--config", required=True, metavar="FILE", help="worker JSON config (docs/pacs.md)")
     p.add_argument("--once", action="store_true", help="poll and process once, then exit (for cron or tests)")
@@ -435,6 +448,22 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_review(args) -> int:
+    """The review page is a front end of its own (trame-slicer on the Slicer Lib), installed with the
+    [review] extra; this command only checks the request and hands it over."""
+    import importlib.util
+
+    if importlib.util.find_spec("MREFibrosisReview") is None or importlib.util.find_spec("trame_slicer") is None:
+        raise MREFibrosisError("the review page is not installed: pip install 'mrefibrosis[review]' (trame-slicer and slicer-core), then run this again.")
+    from MREFibrosisReview.launch import make_request
+    from MREFibrosisReview.serve import serve
+
+    for name in ("trame", "trame_server", "trame_client", "trame_slicer", "wslink", "aiohttp"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # their INFO lines are protocol chatter
+    request = make_request(args.study, host=args.host, port=args.port, token=args.token, out_dir=args.out, roi_file=args.roi)
+    return serve(request, model=args.model, device=args.device, use_stored=not args.new_roi)
+
+
 def cmd_presets(args) -> int:
     from .measure.fibrosis_stages import load_presets
 
@@ -544,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         "segment": cmd_segment,
         "inspect": cmd_inspect,
         "presets": cmd_presets,
+        "review": cmd_review,
         "synth": cmd_synth,
         "worker": cmd_worker,
         "receiver": cmd_receiver,

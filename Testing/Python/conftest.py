@@ -30,26 +30,14 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture()
-def scene(monkeypatch):
-    """A scene with the application and module logics Slicer would register (as trame-slicer does)."""
-    from types import SimpleNamespace
+def scene():
+    """A scene with the application and module logics Slicer would register (as trame-slicer does),
+    bound as Slicer's globals by the Lib's own helper, as the review page binds its scene."""
+    from MREFibrosisLib.standalone import bind_scene, restore, standalone_scene
 
-    import slicer
-
-    s = slicer.vtkMRMLScene()
-    app = slicer.vtkSlicerApplicationLogic()
-    app.SetMRMLScene(s)
-    app.GetColorLogic().SetMRMLScene(s)
-    app.GetColorLogic().AddDefaultColorNodes()
-    logics = {}
-    for name, cls in (("volumes", slicer.vtkSlicerVolumesLogic), ("segmentations", slicer.vtkSlicerSegmentationsModuleLogic)):
-        logic = cls()
-        logic.SetMRMLApplicationLogic(app)
-        logic.SetMRMLScene(s)
-        app.SetModuleLogic(name.capitalize(), logic)
-        logics[name] = SimpleNamespace(logic=lambda logic=logic: logic)
-    # Slicer's array helpers use the global scene and module logics, as inside the application
-    monkeypatch.setattr(slicer, "mrmlScene", s, raising=False)
-    monkeypatch.setattr(slicer, "modules", SimpleNamespace(**logics), raising=False)
+    s, app, volumes, segmentations = standalone_scene()
+    previous = bind_scene(s, volumes, segmentations)
     yield s
+    restore(previous)
     s.Clear(1)
+    del app

@@ -23,6 +23,7 @@ def test_module_cmakelists_lists_every_file():
         and "__pycache__" not in p.parts
         and p.name != "CMakeLists.txt"
         and not any(part.endswith(".egg-info") for part in p.parts)  # written by pip install -e
+        and p.parts[len(MODULE.parts)] != "MREFibrosisReview"  # the browser page: pip's [review] extra, not the Slicer build
     }
     listed = _listed()
     assert present - listed == set(), "add these to MREFibrosis/CMakeLists.txt"
@@ -34,8 +35,20 @@ def test_engine_imports_no_slicer_or_qt():
         assert not re.search(r"^\s*(import|from)\s+(slicer|qt|vtk|ctk|MREFibrosisLib)\b", f.read_text(), re.M), f
 
 
-def test_logic_imports_no_qt():
-    for f in (MODULE / "MREFibrosisLib").rglob("*.py"):
+def test_only_the_cli_reaches_the_review_page():
+    """The page is a front end above the Lib: the Lib never imports it, and of the engine only the
+    CLI's `review` command hands a request over to it (lazily, when the [review] extra is there)."""
+    pattern = re.compile(r"^\s*(import|from)\s+MREFibrosisReview\b", re.M)
+    users = {
+        f.relative_to(MODULE).as_posix()
+        for f in [*(MODULE / "mrefibrosis").rglob("*.py"), *(MODULE / "MREFibrosisLib").rglob("*.py")]
+        if pattern.search(f.read_text())
+    }
+    assert users == {"mrefibrosis/cli.py"}
+
+
+def test_logic_and_review_page_import_no_qt():
+    for f in [*(MODULE / "MREFibrosisLib").rglob("*.py"), *(MODULE / "MREFibrosisReview").rglob("*.py")]:
         assert not re.search(r"^\s*(import|from)\s+(qt|ctk)\b", f.read_text(), re.M), f
 
 

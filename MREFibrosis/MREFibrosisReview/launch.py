@@ -1,0 +1,129 @@
+"""What `mrefibrosis review` checks before it serves a page, and the guard that keeps one exam in
+one review: each refusal is one line that says what to do.
+
+Why here, apart from the page: these are the safety rules (loopback by default, a token for any
+other address, a free port, one reviewer per exam) and they must hold, and be tested, without a
+browser or trame installed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import secrets
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrefibrosis.errors import MREFibrosisError
+
+TOKEN_ENV = "MREFIBROSIS_REVIEW_TOKEN"
+MIN_TOKEN_CHARS = 16
+
+
+class ReviewError(MREFibrosisError):
+    """A review page cannot be served as asked."""
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    study: Path
+    host: str
+    port: int
+    token: str  # the page's access token: every browser connection must present it
+    out_dir: Path
+    roi_file: Path | None = None
+
+    def url(self, port: int | None = None) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{port if port is not None else self.port}/?secret={self.token}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_token(host: str, token: str | None) -> str:
+    """The page's token: the one given (argument or environment), else a random one on loopback.
+    Another address without a token is refused: the page would show the exam to the network."""
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if token is None:
+        if not is_loopback(host):
+            raise ReviewError(
+                f"listening on {host} exposes the exam beyond this computer: give an access token with --token or {TOKEN_ENV}, or use --host 127.0.0.1."
+            )
+        return secrets.token_urlsafe(24)
+    if len(token) < MIN_TOKEN_CHARS or not token.isprintable() or any(c in token for c in "&?#/ "):
+        raise ReviewError(
+            f"the access token must be at least {MIN_TOKEN_CHARS} characters without spaces or & ? # /: use e.g. the output of 'python -c \"import secrets; print(secrets.token_urlsafe(24))\"'."
+        )
+    return token
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken before minutes of loading, not after."""
+    if not 0 <= port <= 65535:
+        raise ReviewError(f"--port {port} is not a port number: give 1-65535, or 0 for any free port.")
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (98, 48):  # EADDRINUSE on Linux, macOS
+                raise ReviewError(f"port {port} on {host} is in use: pass --port with a free port, or --port 0 for any.") from None
+            raise ReviewError(f"cannot listen on {host}:{port} ({exc.strerror}): check --host and --port.") from None
+
+
+def make_request(study: str | os.PathLike, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, out_dir=None, roi_file=None) -> ReviewRequest:
+    study = Path(study)
+    if not study.is_dir():
+        raise ReviewError(f"{study} is not a folder: give the folder that holds the exam's DICOM files.")
+    if roi_file is not None and not Path(roi_file).is_file():
+        raise ReviewError(f"ROI file {roi_file} does not exist: give a .seg.nrrd, labelmap or DICOM SEG file, or leave out --roi to run the segmenter.")
+    token = resolve_token(host, token)
+    check_port(host, port)
+    out = Path(out_dir) if out_dir is not None else Path.cwd() / "mrefibrosis-review"
+    return ReviewRequest(study, host, port, token, out, Path(roi_file) if roi_file is not None else None)
+
+
+class ExamLock:
+    """One review of an exam at a time on this computer: a second page on the same exam (another
+    reader, another tab's server) is refused instead of two sets of edits racing to one export.
+    An OS file lock, so it is released whenever the process ends, even killed."""
+
+    def __init__(self, exam_key: str, lock_dir: str | os.PathLike | None = None):
+        folder = Path(lock_dir) if lock_dir is not None else Path(tempfile.gettempdir()) / "mrefibrosis-review-locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{exam_key}.lock"
+        self._fh = None
+
+    def acquire(self) -> ExamLock:
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise ReviewError("this exam is already open in another review page on this computer: finish there, or close that page's server first.") from None
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> ExamLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

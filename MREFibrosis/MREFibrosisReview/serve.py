@@ -1,0 +1,60 @@
+"""Start the review page for one checked request and serve it until interrupted.
+
+The order matters: the exam is read and given its ROI before anything listens (a bad study fails
+with one line and no server), the exam's lock is taken before the port is opened, and the access
+token reaches trame through a private file, never the command line that other users can list.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from MREFibrosisLib.exam_identity import ATTR
+from MREFibrosisLib.standalone import bind_scene
+
+from .launch import ExamLock, ReviewRequest
+from .session import ReviewSession
+
+log = logging.getLogger("mrefibrosis.review")
+
+
+def _token_file(token: str) -> Path:
+    fd, path = tempfile.mkstemp(prefix="mrefibrosis-review-", suffix=".key")  # created 0600
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return Path(path)
+
+
+def serve(request: ReviewRequest, model=None, device: str = "auto", use_stored: bool = True) -> int:
+    from trame.app import get_server
+    from trame_slicer.core import SlicerApp
+
+    from .page import ReviewPage
+
+    app = SlicerApp()
+    bind_scene(app.scene, app.volumes_logic, app.segmentations_logic)
+    session = ReviewSession(app.scene)
+    origin = session.open(request.study, request.roi_file, model=model, device=device, use_stored=use_stored)
+    key = session.nodes.stiffness.GetAttribute(ATTR + "ExamKey") or "exam"
+    with ExamLock(key):
+        server = get_server("mrefibrosis-review", client_type="vue3")
+        ReviewPage(server, app, session, request.out_dir / key, title=f"MREFibrosis review: exam {key[:8]}")
+        key_file = _token_file(request.token)
+
+        def ready(**_):
+            key_file.unlink(missing_ok=True)  # read by now
+            print(f"review page for exam {key[:8]} ({origin.detail}): {request.url(server.port)}", flush=True)
+
+        server.controller.on_server_ready.add(ready)
+        argv = sys.argv
+        sys.argv = [argv[0], "--authKeyFile", str(key_file)]  # trame reads its options from sys.argv
+        try:
+            server.start(host=request.host, port=request.port, open_browser=False, timeout=0, show_connection_info=False, disable_logging=True)
+        finally:
+            sys.argv = argv
+            key_file.unlink(missing_ok=True)
+    return 0
