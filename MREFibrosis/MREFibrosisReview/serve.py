@@ -30,6 +30,8 @@ def _token_file(token: str) -> Path:
 
 
 def serve(request: ReviewRequest, model=None, device: str = "auto", use_stored: bool = True) -> int:
+    if not os.environ.get("DISPLAY"):  # a server without a screen renders offscreen with EGL (Mesa), not X11
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from trame.app import get_server
     from trame_slicer.core import SlicerApp
 
