@@ -17,7 +17,7 @@ from trame.ui.html import DivLayout
 from trame.widgets import html
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
-from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint, SegmentationEffectScissors
+from trame_slicer.segmentation import BrushDiameterMode, ScissorsEffectRangeMode, SegmentationEffectErase, SegmentationEffectPaint, SegmentationEffectScissors
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 from undo_stack import UndoStack
 
@@ -65,6 +65,9 @@ class ReviewPage:
         self.undo_stack.index_changed.connect(lambda *_: self._sync_undo())
         for effect in (SegmentationEffectPaint, SegmentationEffectErase):
             editor.get_effect(effect).set_brush_diameter(BRUSH_MM, BrushDiameterMode.Absolute)
+        scissors = editor.get_effect(SegmentationEffectScissors)
+        scissors.set_range_mode(ScissorsEffectRangeMode.SYMMETRIC)  # the shown slice only: MRE slices are centimetres apart
+        scissors.set_symmetric_distance(0.0)
         editor.segmentation_modified.connect(self._on_edit)
         self.view.get_view_node().AddObserver("ModifiedEvent", lambda *_: self._push_geometry())
 

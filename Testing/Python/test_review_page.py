@@ -85,6 +85,17 @@ def test_review_page_edit_compute_export_in_a_browser(exam_dir, tmp_path):
             d.wait_text_change("#edit-count", edits)
             d.wait_frame(prev_src=frame)
 
+            # Scissors: a small square inside the ROI, erased on the shown slice only
+            page.click("#btn-scissors")
+            edits, frame = d.text("#edit-count"), d.frame_src()
+            inside = np.argwhere(before[k])
+            away = inside[np.abs(inside[:, 0] - j) >= 12]  # clear of the erase stroke's brush
+            jj, ii = away[len(away) // 2]
+            square = [(ii - 5, jj - 5), (ii + 5, jj - 5), (ii + 5, jj + 5), (ii - 5, jj + 5), (ii - 5, jj - 5)]
+            d.drag(d.ijk_to_page([(i, j, k) for i, j in square]), steps=4)
+            d.wait_text_change("#edit-count", edits)
+            d.wait_frame(prev_src=frame)
+
             d.press("#btn-compute")
             shown_mean = d.text("#result-mean")
             status = d.text("#result-status")
@@ -102,6 +113,7 @@ def test_review_page_edit_compute_export_in_a_browser(exam_dir, tmp_path):
     after = read_roi(key_dir / "roi.seg.nrrd", exam.geometry)
     erased = before & ~after
     assert 10 < erased[k].sum() < before[k].sum(), "the stroke did not erase part of the ROI on its slice"
+    assert erased[k, jj, ii], "the scissors did not cut the square out of the ROI"
     assert not erased[np.arange(len(after)) != k].any() and not (after & ~before).any(), "only the stroked slice may change"
     # the known answer: the engine measuring the exported mask from the DICOM files
     assert cli_main(["-q", "measure", str(exam_dir / "dicom"), "--roi", str(key_dir / "roi.seg.nrrd"), "--out", str(tmp_path / "cli")]) == 0
