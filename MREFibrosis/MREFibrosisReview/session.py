@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mrefibrosis.pipeline import ExamResult
 from mrefibrosis.reading.exam_loader import ReadOptions
+from mrefibrosis.results.exam_result import format_value
 from mrefibrosis.results.stored_roi import stored_roi_file
 from MREFibrosisLib import MREFibrosisLogic
 from MREFibrosisLib.exam_identity import ATTR
@@ -43,17 +44,9 @@ class ComputeView:
     def of(result: ExamResult) -> ComputeView:
         rows = []
         for r in result.table_rows():
-            rows.append({c: _cell(r[c]) for c in DISPLAY_COLUMNS})
+            rows.append({c: format_value(r[c], decimals=2, missing="-") for c in DISPLAY_COLUMNS})
         m = result.measurement
         return ComputeView(rows, result.status_text, list(result.warnings), m.mean_kpa if m.ok else None, m.stage)
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
 
 
 class ReviewSession:

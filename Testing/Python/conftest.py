@@ -21,6 +21,17 @@ def siemens_exam(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def simulated_ge_exam(tmp_path_factory):
+    """One realistic simulated GE-style exam with its reader ROI and truth (seed 21), read-only:
+    the result contract and the review page tests share it."""
+    from mrefibrosis.synth.cohort import generate_cohort
+
+    root = tmp_path_factory.mktemp("simulated_ge")
+    generate_cohort(root, 1, seed=21, vendor="ge", stage_mix=None, workers=1)
+    return root / "exam_00000"
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """(model file, exam folders): a small U-Net trained on a few synthetic exams (needs torch)."""
     pytest.importorskip("torch")

@@ -14,15 +14,12 @@ from mrefibrosis.pipeline import process_exam
 from mrefibrosis.reading.exam_loader import read_exam
 from mrefibrosis.results.dicom_results import _overlay_text, build_dicom_results
 from mrefibrosis.results.roi_files import read_roi
-from mrefibrosis.synth.cohort import generate_cohort
 from MREFibrosisLib.table_nodes import fill_table, table_value
 
 
 @pytest.fixture(scope="module")
-def exam_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("contract")
-    generate_cohort(root, 1, seed=21, vendor="ge", stage_mix=None, workers=1)
-    return root / "exam_00000"
+def exam_dir(simulated_ge_exam):
+    return simulated_ge_exam
 
 
 def _results(exam_dir):

@@ -24,16 +24,13 @@ from review_driver import CHROMIUM, ReviewPageDriver, start_review  # noqa: E402
 from mrefibrosis.cli import main as cli_main  # noqa: E402
 from mrefibrosis.reading.exam_loader import read_exam  # noqa: E402
 from mrefibrosis.results.roi_files import read_roi  # noqa: E402
-from mrefibrosis.synth.cohort import generate_cohort  # noqa: E402
 
 DOCS_SCREENSHOT = os.environ.get("MREFIBROSIS_REVIEW_SCREENSHOT")  # set to docs/review.png to refresh the docs' picture
 
 
 @pytest.fixture(scope="module")
-def exam_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("review")
-    generate_cohort(root, 1, seed=21, vendor="ge", stage_mix=None, workers=1)
-    return root / "exam_00000"
+def exam_dir(simulated_ge_exam):
+    return simulated_ge_exam
 
 
 def _stop(proc: subprocess.Popen) -> None:

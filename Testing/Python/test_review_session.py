@@ -10,7 +10,6 @@ import pytest
 from mrefibrosis.cli import main as cli_main
 from mrefibrosis.reading.exam_loader import read_exam
 from mrefibrosis.results.roi_files import read_roi
-from mrefibrosis.synth.cohort import generate_cohort
 from MREFibrosisLib.exam_nodes import CONFIDENT
 from MREFibrosisLib.segment_nodes import segment_mask, set_roi_segment
 from MREFibrosisReview.display import KPA_RANGE, STIFFNESS_MAP, colour_bar_ticks, css_gradient, set_layers, style_exam, style_roi
@@ -18,10 +17,8 @@ from MREFibrosisReview.session import ReviewSession
 
 
 @pytest.fixture(scope="module")
-def exam_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("review-session")
-    generate_cohort(root, 1, seed=21, vendor="ge", stage_mix=None, workers=1)
-    return root / "exam_00000"
+def exam_dir(simulated_ge_exam):
+    return simulated_ge_exam
 
 
 def test_compute_and_export_are_the_clis_numbers_on_the_mask_as_edited(scene, exam_dir, tmp_path):

@@ -108,11 +108,12 @@ def inputs_used(exam: Exam, model: ModelIdentity | None) -> tuple[str, ...]:
     return tuple(used)
 
 
-def _fmt(value) -> str:
+def format_value(value, decimals: int = 4, missing: str = "") -> str:
+    """A table cell: the CSV's 4 decimals, or fewer where people read it (the review page)."""
     if value is None:
-        return ""
+        return missing
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.{decimals}f}"
     return str(value)
 
 
@@ -181,7 +182,7 @@ class ExamResult:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         for r in self.table_rows():
-            writer.writerow([_fmt(r[c]) for c in CSV_COLUMNS])
+            writer.writerow([format_value(r[c]) for c in CSV_COLUMNS])
         return buf.getvalue()
 
     def to_json(self, include_identifiers: bool = False) -> dict:
