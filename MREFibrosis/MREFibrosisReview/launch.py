@@ -11,8 +11,10 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import os
+import re
 import secrets
 import socket
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from mrefibrosis.errors import MREFibrosisError
 
 TOKEN_ENV = "MREFIBROSIS_REVIEW_TOKEN"
 MIN_TOKEN_CHARS = 16
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")  # URL-safe as it is: the address carries it unencoded
 
 
 class ReviewError(MREFibrosisError):
@@ -60,9 +63,9 @@ def resolve_token(host: str, token: str | None) -> str:
                 f"listening on {host} exposes the exam beyond this computer: give an access token with --token or {TOKEN_ENV}, or use --host 127.0.0.1."
             )
         return secrets.token_urlsafe(24)
-    if len(token) < MIN_TOKEN_CHARS or not token.isprintable() or any(c in token for c in "&?#/ "):
+    if len(token) < MIN_TOKEN_CHARS or not TOKEN_CHARS.fullmatch(token):
         raise ReviewError(
-            f"the access token must be at least {MIN_TOKEN_CHARS} characters without spaces or & ? # /: use e.g. the output of 'python -c \"import secrets; print(secrets.token_urlsafe(24))\"'."
+            f"the access token must be at least {MIN_TOKEN_CHARS} characters of A-Z, a-z, 0-9, _ and -: use e.g. the output of 'python -c \"import secrets; print(secrets.token_urlsafe(24))\"'."
         )
     return token
 
@@ -75,6 +78,7 @@ def check_port(host: str, port: int) -> None:
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT leftovers are no refusal
         try:
             s.bind((host, port))
         except OSError as exc:
@@ -101,26 +105,41 @@ class ExamLock:
     An OS file lock, so it is released whenever the process ends, even killed."""
 
     def __init__(self, exam_key: str, lock_dir: str | os.PathLike | None = None):
-        folder = Path(lock_dir) if lock_dir is not None else Path(tempfile.gettempdir()) / "mrefibrosis-review-locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"{exam_key}.lock"
-        self._fh = None
+        self.folder = Path(lock_dir) if lock_dir is not None else Path(tempfile.gettempdir()) / "mrefibrosis-review-locks"
+        self.path = self.folder / f"{exam_key}.lock"
+        self._fd: int | None = None
+
+    def _shared_folder(self) -> None:
+        """A folder every reader of this computer can lock in (sticky, like /tmp), not a symlink."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            info = os.lstat(self.folder)
+            if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+                raise ReviewError(f"{self.folder} is not a plain folder: remove it, then start the review again.")
+            if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != 0o1777:
+                os.chmod(self.folder, 0o1777)
+        except OSError as exc:
+            raise ReviewError(f"cannot use the review lock folder {self.folder} ({exc.strerror}): check its permissions.") from None
 
     def acquire(self) -> ExamLock:
-        fh = open(self.path, "a+")
+        self._shared_folder()
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            raise ReviewError(f"cannot open the review lock {self.path} ({exc.strerror}): check the permissions of {self.folder}.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.close()
+            os.close(fd)
             raise ReviewError("this exam is already open in another review page on this computer: finish there, or close that page's server first.") from None
-        self._fh = fh
+        self._fd = fd
         return self
 
     def release(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> ExamLock:
         return self.acquire()

@@ -161,25 +161,31 @@ class ReviewPage:
         self.state.status_text = view.status_text
         self.state.warnings_text = ", ".join(view.warnings)
 
-    def compute(self) -> None:
+    def _answer(self, action) -> None:
+        """Run a button's action; whatever happens, the page shows one line and counts the answer."""
         self.state.error_text = ""
         try:
-            self._show(self.session.compute())
-        except (MREFibrosisError, ValueError) as exc:
+            action()
+        except (MREFibrosisError, ValueError, OSError) as exc:
             self.state.error_text = printable(exc)
-        self.state.answers += 1  # every press is answered, even with the same numbers
+        except Exception as exc:  # a bug: one line on the page and in the log, never a trace in the browser
+            self.state.error_text = f"internal error ({type(exc).__name__}); nothing was written by this press. Report it with the server's log."
+            log.error("internal error in %s: %s: %s", getattr(action, "__name__", "action"), type(exc).__name__, printable(exc)[:200])
+        finally:
+            self.state.answers += 1  # every press is answered, even with the same numbers
+
+    def compute(self) -> None:
+        self._answer(lambda: self._show(self.session.compute()))
 
     def export(self) -> None:
-        self.state.error_text = ""
-        try:
+        def export_now():
             view, outcome = self.session.export(self.out_dir, dicom=bool(self.state.dicom))
             self._show(view)
             names = ", ".join(p.name for p in outcome.written)
             self.state.export_text = f"written to {self.out_dir}: {names}" + (f" ({outcome.note})" if outcome.note else "")
             log.info("exported %d files to %s", len(outcome.written), self.out_dir)
-        except (MREFibrosisError, ValueError, OSError) as exc:
-            self.state.error_text = printable(exc)
-        self.state.answers += 1
+
+        self._answer(export_now)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

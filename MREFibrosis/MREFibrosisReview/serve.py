@@ -16,7 +16,7 @@ from pathlib import Path
 from MREFibrosisLib.exam_identity import ATTR
 from MREFibrosisLib.standalone import bind_scene
 
-from .launch import ExamLock, ReviewRequest
+from .launch import ExamLock, ReviewError, ReviewRequest
 from .session import ReviewSession
 
 log = logging.getLogger("mrefibrosis.review")
@@ -29,9 +29,24 @@ def _token_file(token: str) -> Path:
     return Path(path)
 
 
-def serve(request: ReviewRequest, model=None, device: str = "auto", use_stored: bool = True) -> int:
+def _check_started(server, request: ReviewRequest) -> str | None:
+    """Why the server that started is not the one asked for (token, address), or None. trame takes
+    its options from sys.argv or $TRAME_ARGS, so this is checked on what it actually configured."""
+    from trame_server.protocol import CoreServer
+
+    if CoreServer.authentication_token != request.token:
+        return "the page's access token did not reach the server (is $TRAME_ARGS set?); nothing was served."
+    host = getattr(server.server_options, "host", request.host)
+    if host != request.host:
+        return f"the server would listen on {host}, not {request.host} (is $TRAME_ARGS set?); nothing was served."
+    return None
+
+
+def serve(request: ReviewRequest, model=None, device: str = "auto", use_stored: bool = True, study_key: str | None = None, preset: str = "seed") -> int:
     if not os.environ.get("DISPLAY"):  # a server without a screen renders offscreen with EGL (Mesa), not X11
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    os.environ["WSLINK_READY_MSG"] = ""  # our one line says where the page is
+    os.environ.pop("TRAME_ARGS", None)  # this command's options are the page's: none from the environment
     from trame.app import get_server
     from trame_slicer.core import SlicerApp
 
@@ -39,8 +54,8 @@ def serve(request: ReviewRequest, model=None, device: str = "auto", use_stored: 
 
     app = SlicerApp()
     bind_scene(app.scene, app.volumes_logic, app.segmentations_logic)
-    session = ReviewSession(app.scene)
-    origin = session.open(request.study, request.roi_file, model=model, device=device, use_stored=use_stored)
+    session = ReviewSession(app.scene, preset=preset)
+    origin = session.open(request.study, request.roi_file, model=model, device=device, use_stored=use_stored, study_key=study_key)
     key = session.nodes.stiffness.GetAttribute(ATTR + "ExamKey") or "exam"
     with ExamLock(key):
         server = get_server("mrefibrosis-review", client_type="vue3")
@@ -49,13 +64,20 @@ def serve(request: ReviewRequest, model=None, device: str = "auto", use_stored: 
 
         def ready(**_):
             key_file.unlink(missing_ok=True)  # read by now
+            problem = _check_started(server, request)
+            if problem is not None:
+                print(f"error: {problem}", file=sys.stderr, flush=True)
+                os._exit(2)  # before any browser could connect; nothing was written
             print(f"review page for exam {key[:8]} ({origin.detail}): {request.url(server.port)}", flush=True)
 
         server.controller.on_server_ready.add(ready)
+        server.cli.set_defaults(authKeyFile=str(key_file))  # also where trame ignores sys.argv (e.g. under pytest)
         argv = sys.argv
         sys.argv = [argv[0], "--authKeyFile", str(key_file)]  # trame reads its options from sys.argv
         try:
             server.start(host=request.host, port=request.port, open_browser=False, timeout=0, show_connection_info=False, disable_logging=True)
+        except OSError as exc:  # the port was taken between the check and the start
+            raise ReviewError(f"cannot listen on {request.host}:{request.port} ({exc.strerror or exc}): pass --port with a free port, or 0 for any.") from None
         finally:
             sys.argv = argv
             key_file.unlink(missing_ok=True)

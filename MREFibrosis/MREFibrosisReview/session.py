@@ -52,8 +52,9 @@ class ComputeView:
 class ReviewSession:
     """The exam's volumes, its ROI segmentation node and its last Compute, on the scene given."""
 
-    def __init__(self, scene, logic: MREFibrosisLogic | None = None):
+    def __init__(self, scene, logic: MREFibrosisLogic | None = None, preset: str = "seed"):
         self.scene = scene
+        self.preset = preset  # the staging preset of Compute and Export, as `measure --preset`
         self.logic = logic or MREFibrosisLogic()
         self.nodes = None
         self.segmentation = None
@@ -61,12 +62,18 @@ class ReviewSession:
         self.last: ExamResult | None = None
 
     def open(
-        self, study: str | Path, roi_file: str | Path | None = None, model: str | Path | None = None, device: str = "auto", use_stored: bool = True
+        self,
+        study: str | Path,
+        roi_file: str | Path | None = None,
+        model: str | Path | None = None,
+        device: str = "auto",
+        use_stored: bool = True,
+        study_key: str | None = None,
     ) -> RoiOrigin:
         """Load the exam with the engine's reader and give it an ROI: the file when one is given;
         else the SEG MREFibrosis stored into the study (the PACS worker's: the ROI the reported number
         was measured on) unless use_stored is off; else the shipped segmenter's."""
-        self.nodes = self.logic.load_exam(self.scene, study, ReadOptions())
+        self.nodes = self.logic.load_exam(self.scene, study, ReadOptions(study=study_key))
         stored = None
         if roi_file is None and use_stored:
             stored = stored_roi_file(study, self.nodes.stiffness.GetAttribute(ATTR + "SeriesInstanceUID"))
@@ -85,13 +92,13 @@ class ReviewSession:
     def roi_segment_id(self) -> str:
         return find_roi_segment(self.segmentation)
 
-    def compute(self, preset: str = "seed") -> ComputeView:
+    def compute(self) -> ComputeView:
         """Measure the ROI segment as edited now (the Lib's Compute: the engine's numbers and QC)."""
-        self.last, _ = self.logic.compute(self.scene, self.nodes.stiffness, self.segmentation, preset=preset)
+        self.last, _ = self.logic.compute(self.scene, self.nodes.stiffness, self.segmentation, preset=self.preset)
         return ComputeView.of(self.last)
 
-    def export(self, out_dir: str | Path, dicom: bool = False, preset: str = "seed") -> tuple[ComputeView, ExportOutcome]:
+    def export(self, out_dir: str | Path, dicom: bool = False) -> tuple[ComputeView, ExportOutcome]:
         """The CLI's files for this exam's ROI as it is on screen now: measured again first, so an
         edit made after the last Compute is never exported with the old numbers."""
-        view = self.compute(preset)
+        view = self.compute()
         return view, self.logic.export(out_dir, self.nodes.stiffness, dicom=dicom)

@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs --token)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument("--token", metavar="TOKEN", help="access token the page's URL must carry (default: a random one; or $MREFIBROSIS_REVIEW_TOKEN)")
+    p.add_argument("--study", dest="study_key", metavar="KEY", help="the exam's key when the folder holds several (see 'mrefibrosis inspect')")
+    p.add_argument("--preset", default="seed", metavar="NAME", help="staging preset for Compute and Export (as for measure; default seed)")
     p.add_argument("--model", metavar="FILE", help="model file (.mrefmodel); default: the shipped model")
     p.add_argument("--device", default="auto", metavar="D", help="auto, cpu or cuda[:N]")
 
@@ -458,10 +460,13 @@ def cmd_review(args) -> int:
     from MREFibrosisReview.launch import make_request
     from MREFibrosisReview.serve import serve
 
+    from .measure.fibrosis_stages import get_preset
+
     for name in ("trame", "trame_server", "trame_client", "trame_slicer", "wslink", "aiohttp"):
         logging.getLogger(name).setLevel(logging.WARNING)  # their INFO lines are protocol chatter
     request = make_request(args.study, host=args.host, port=args.port, token=args.token, out_dir=args.out, roi_file=args.roi)
-    return serve(request, model=args.model, device=args.device, use_stored=not args.new_roi)
+    get_preset(args.preset)  # an unknown preset is refused before the page is built
+    return serve(request, model=args.model, device=args.device, use_stored=not args.new_roi, study_key=args.study_key, preset=args.preset)
 
 
 def cmd_presets(args) -> int:

@@ -4,9 +4,11 @@ voxels, click the toolbar. Shared by the end-to-end test and the screenshot for 
 from __future__ import annotations
 
 import json
+import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,22 +52,30 @@ JS_ROI_PIXELS = """
 
 
 def start_review(argv: list[str], timeout_s: float = 180.0) -> tuple[subprocess.Popen, str, list[str]]:
-    """Start `mrefibrosis review ...`; return the process, the page URL and its output lines so far."""
+    """Start `mrefibrosis review ...`; return the process, the page URL and its output lines (a
+    thread keeps reading them, so a chatty server never blocks on a full pipe)."""
     proc = subprocess.Popen([sys.executable, "-m", "mrefibrosis", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                raise RuntimeError("review exited: " + " | ".join(lines[-5:]))
-            continue
-        lines.append(line.rstrip())
-        m = URL_LINE.search(line)
-        if m:
-            return proc, m.group(1), lines
-    proc.kill()
-    raise RuntimeError("review page did not start in time: " + " | ".join(lines[-5:]))
+    found = queue.Queue()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            m = URL_LINE.search(line)
+            if m:
+                found.put(m.group(1))
+        found.put(None)  # the process closed its output: it ended
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        url = found.get(timeout=timeout_s)
+    except queue.Empty:
+        proc.kill()
+        raise RuntimeError("review page did not start in time: " + " | ".join(lines[-5:])) from None
+    if url is None:
+        proc.wait()
+        raise RuntimeError("review exited: " + " | ".join(lines[-5:]))
+    return proc, url, lines
 
 
 class ReviewPageDriver:

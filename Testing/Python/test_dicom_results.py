@@ -90,6 +90,26 @@ def test_results_are_idempotent(measured, tmp_path):
         assert a.SOPInstanceUID == b.SOPInstanceUID and a.SeriesInstanceUID == b.SeriesInstanceUID
 
 
+def test_results_without_dicom_remove_an_earlier_runs_dicom_objects(measured, tmp_path):
+    """Measured again into the same folder without --dicom: the SEG/SR/overlays of the earlier ROI
+    must not stay beside the new files (a viewer, or the review page's stored-ROI start, would take
+    them for the current result); files of other names stay."""
+    exam_dir, _ = measured
+    out = tmp_path / "out"
+    assert main(["-q", "measure", str(exam_dir / "dicom"), "--roi", str(exam_dir / "roi.seg.nrrd"), "--out", str(out), "--dicom"]) == 0
+    assert (out / "dicom" / "SEG.dcm").exists() and (out / "dicom" / "OVERLAY_000.dcm").exists()
+    (out / "dicom" / "OVERLAY_999.dcm").write_bytes(b"from an earlier run with more slices")
+    (out / "dicom" / "notes.txt").write_text("a reader's own file")
+    assert main(["-q", "measure", str(exam_dir / "dicom"), "--roi", str(exam_dir / "roi.seg.nrrd"), "--out", str(out), "--dicom"]) == 0
+    assert not (out / "dicom" / "OVERLAY_999.dcm").exists() and (out / "dicom" / "SEG.dcm").exists()
+    assert main(["-q", "measure", str(exam_dir / "dicom"), "--roi", str(exam_dir / "roi.seg.nrrd"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "dicom").iterdir()) == ["notes.txt"]
+    (out / "dicom" / "notes.txt").unlink()
+    assert main(["-q", "measure", str(exam_dir / "dicom"), "--roi", str(exam_dir / "roi.seg.nrrd"), "--out", str(out), "--dicom"]) == 0
+    assert main(["-q", "measure", str(exam_dir / "dicom"), "--roi", str(exam_dir / "roi.seg.nrrd"), "--out", str(out)]) == 0
+    assert not (out / "dicom").exists()
+
+
 def test_indeterminate_report(tmp_path):
 
     from mrefibrosis.pipeline import process_exam

@@ -3,8 +3,10 @@ address, a free port, one review per exam; each refusal one line that says what 
 
 import os
 import socket
+import stat
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -27,8 +29,9 @@ def test_tokens(monkeypatch):
         resolve_token("0.0.0.0", None)
     with pytest.raises(ReviewError, match="at least 16"):
         resolve_token("0.0.0.0", "short")
-    with pytest.raises(ReviewError, match="without spaces"):
-        resolve_token("0.0.0.0", "x" * 20 + "&secret=y")
+    for bad in ("x" * 20 + "&secret=y", "x" * 20 + "+y", "x" * 20 + "%41", "x" * 20 + " y"):  # would not survive the address
+        with pytest.raises(ReviewError, match="A-Z, a-z, 0-9, _ and -"):
+            resolve_token("0.0.0.0", bad)
     assert resolve_token("0.0.0.0", "t" * 20) == "t" * 20
     monkeypatch.setenv("MREFIBROSIS_REVIEW_TOKEN", "e" * 20)
     assert resolve_token("10.0.0.5", None) == "e" * 20
@@ -70,3 +73,36 @@ def test_one_review_per_exam_even_across_processes(tmp_path):
         assert subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env).returncode == 7
     with ExamLock("abc123", tmp_path):  # released when the first review ended
         pass
+
+
+def test_lock_folder_is_shared_by_all_readers_and_never_a_symlink(tmp_path):
+    folder = tmp_path / "locks"
+    ExamLock("k", folder).acquire().release()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1777  # another reader on this computer can lock there too
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(ReviewError, match="not a plain folder"):
+        ExamLock("k", tmp_path / "link").acquire()
+
+
+def test_a_server_that_did_not_take_the_token_or_address_is_refused(tmp_path):
+    """trame reads its options from sys.argv or $TRAME_ARGS: what it configured is checked before
+    the address is printed, so a page is never served behind wslink's public default secret."""
+    pytest.importorskip("trame_server")
+    from trame_server.protocol import CoreServer
+
+    from MREFibrosisReview.serve import _check_started
+
+    request = make_request(tmp_path, port=0)
+    server = SimpleNamespace(server_options=SimpleNamespace(host="127.0.0.1"))
+    before = CoreServer.authentication_token
+    try:
+        CoreServer.authentication_token = request.token
+        assert _check_started(server, request) is None
+        CoreServer.authentication_token = "wslink-secret"
+        assert "access token did not reach the server" in _check_started(server, request)
+        CoreServer.authentication_token = request.token
+        server.server_options.host = "0.0.0.0"
+        assert "would listen on 0.0.0.0, not 127.0.0.1" in _check_started(server, request)
+    finally:
+        CoreServer.authentication_token = before

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 pytest.importorskip("trame_slicer")
@@ -53,17 +54,29 @@ def _erase_stroke(mask_k: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
 def test_review_page_edit_compute_export_in_a_browser(exam_dir, tmp_path):
     out = tmp_path / "review-out"
-    proc, url, _ = start_review(["-q", "review", str(exam_dir / "dicom"), "--port", "0", "--out", str(out), "--device", "cpu"])
+    proc, url, output = start_review(["-q", "review", str(exam_dir / "dicom"), "--port", "0", "--out", str(out), "--device", "cpu"])
     try:
         assert url.startswith("http://127.0.0.1:") and "secret=" in url
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            # without the page's token the websocket never answers: no image, no exam
+            stranger = browser.new_page(viewport={"width": 1280, "height": 760})
+            stranger.goto(url.split("?")[0] + "?secret=" + "x" * 32, wait_until="domcontentloaded")
+            with pytest.raises(sync_api.TimeoutError):
+                ReviewPageDriver(stranger).wait_frame(timeout_ms=6_000)
+            stranger.close()
+
             page = browser.new_page(viewport={"width": 1280, "height": 760}, device_scale_factor=1)
             page.goto(url, wait_until="domcontentloaded")
             d = ReviewPageDriver(page)
             d.wait_frame(timeout_ms=120_000)
             assert "exam" in page.title() and "MREFibrosis" in page.title()
             assert d.roi_pixels() > 100, "the automatic ROI is not drawn on the view"
+            header = pydicom.dcmread(next(p for p in sorted((exam_dir / "dicom").rglob("*")) if p.is_file()), stop_before_pixels=True)
+            identifiers = [str(header.PatientName), str(header.PatientID)]
+            assert all(len(v) > 2 for v in identifiers)
+            for shown in (page.title(), page.content(), "\n".join(output)):
+                assert not any(v in shown for v in identifiers), "a patient identifier is shown"
 
             # the segmenter's ROI as exported before any edit: where to erase
             d.press("#btn-export")
