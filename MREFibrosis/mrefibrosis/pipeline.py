@@ -166,9 +166,13 @@ def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identi
         write_seg_nrrd(out.path("roi.seg.nrrd"), result.roi, result.exam.geometry)
         names = list(out.names)
     written = [Path(out_dir) / n for n in names]
-    from .results.dicom_results import remove_dicom_results, save_dicom_results
+    from .results.dicom_result_files import remove_dicom_results
 
-    new_dicom = save_dicom_results(built, Path(out_dir) / "dicom") if built is not None else []
+    new_dicom = []
+    if built is not None:
+        from .results.dicom_results import save_dicom_results
+
+        new_dicom = save_dicom_results(built, Path(out_dir) / "dicom")
     # an earlier run's objects that this one did not replace would describe another ROI
     remove_dicom_results(Path(out_dir) / "dicom", keep=frozenset(p.name for p in new_dicom))
     return written + new_dicom

@@ -17,11 +17,11 @@ from .. import __version__
 from ..errors import OutputError
 from . import sr_codes as codes
 from .colour_map import colour_elastogram
+from .dicom_result_files import MANUFACTURER, OVERLAY_NAME, SEG_NAME, SR_NAME
 from .dicom_uids import det_uid
 from .exam_result import ExamResult, RoiKind
 from .staged_files import staged_outputs
 
-MANUFACTURER = "MREFibrosis"
 SERIES_SEG, SERIES_SR, SERIES_OVERLAY = 9701, 9702, 9703
 
 
@@ -223,31 +223,11 @@ def write_dicom_results(result: ExamResult, out_dir: str | os.PathLike) -> list[
     return save_dicom_results(build_dicom_results(result), out_dir)
 
 
-def remove_dicom_results(out_dir: str | os.PathLike, keep: frozenset[str] = frozenset()) -> list[Path]:
-    """Delete the SEG, SR and overlays an earlier run wrote into out_dir (only those names): results
-    written without DICOM must not sit beside DICOM objects of an older ROI, which a viewer or the
-    review page would take for the current ones. Other files are left alone."""
-    folder = Path(out_dir)
-    if not folder.is_dir():
-        return []
-    ours = [
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.is_symlink() and (p.name in ("SEG.dcm", "SR.dcm") or (p.name.startswith("OVERLAY_") and p.suffix == ".dcm"))
-    ]
-    stale = [p for p in ours if p.name not in keep]
-    for p in stale:
-        p.unlink()
-    if not any(folder.iterdir()):
-        folder.rmdir()
-    return stale
-
-
 def save_dicom_results(res: DicomResults, out_dir: str | os.PathLike) -> list[Path]:
     with staged_outputs(out_dir) as out:
-        res.seg.save_as(out.path("SEG.dcm"), enforce_file_format=True)
-        res.sr.save_as(out.path("SR.dcm"), enforce_file_format=True)
+        res.seg.save_as(out.path(SEG_NAME), enforce_file_format=True)
+        res.sr.save_as(out.path(SR_NAME), enforce_file_format=True)
         for k, sc in enumerate(res.overlays):
-            sc.save_as(out.path(f"OVERLAY_{k:03d}.dcm"), enforce_file_format=True)
+            sc.save_as(out.path(OVERLAY_NAME.format(k)), enforce_file_format=True)
         names = list(out.names)
     return [Path(out_dir) / n for n in names]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..reading.series import scan_folder
-from .dicom_results import MANUFACTURER
+from .dicom_result_files import MANUFACTURER
 
 
 def stored_roi_file(folder: str | os.PathLike, stiffness_series_uid: str | None) -> Path | None:
