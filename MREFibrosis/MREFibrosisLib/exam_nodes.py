@@ -35,7 +35,7 @@ def _vtk_matrix(m: np.ndarray) -> vtk.vtkMatrix4x4:
     return out
 
 
-def _numpy_matrix(m: vtk.vtkMatrix4x4) -> np.ndarray:
+def numpy_matrix(m: vtk.vtkMatrix4x4) -> np.ndarray:
     return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
@@ -88,7 +88,7 @@ def exam_from_nodes(stiffness_node, validity_node=None) -> Exam:
     kpa = slicer.util.arrayFromVolume(stiffness_node).astype(np.float32)
     m = vtk.vtkMatrix4x4()
     stiffness_node.GetIJKToRASMatrix(m)
-    lps = LPS_TO_RAS @ _numpy_matrix(m)
+    lps = LPS_TO_RAS @ numpy_matrix(m)
     spacing = np.linalg.norm(lps[:3, :3], axis=0)
     n, rows, cols = kpa.shape
     normal_step = lps[:3, 2]

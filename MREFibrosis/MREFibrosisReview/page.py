@@ -22,6 +22,7 @@ from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 from undo_stack import UndoStack
 
 from mrefibrosis.errors import MREFibrosisError, printable
+from MREFibrosisLib.exam_nodes import numpy_matrix
 
 from .display import colour_bar_ticks, css_gradient, set_layers, style_exam, style_roi
 from .session import ReviewSession
@@ -32,10 +33,6 @@ EFFECTS = {"paint": SegmentationEffectPaint, "erase": SegmentationEffectErase, "
 BRUSH_MM = 10.0  # about a fifth of a typical liver ROI's width on a 1.5 mm grid
 VIEW_PX = 560
 BUTTON = "margin:2px;padding:5px 10px;font-size:14px;"
-
-
-def _matrix_list(m: vtk.vtkMatrix4x4) -> list[float]:
-    return [m.GetElement(r, c) for r in range(4) for c in range(4)]
 
 
 class ReviewPage:
@@ -102,11 +99,11 @@ class ReviewPage:
     def _ijk_to_ras(self) -> np.ndarray:
         m = vtk.vtkMatrix4x4()
         self.session.nodes.stiffness.GetIJKToRASMatrix(m)
-        return np.array(_matrix_list(m)).reshape(4, 4)
+        return numpy_matrix(m)
 
     def current_slice(self) -> int:
         """The MRE slice under the view: the view's centre mapped to the exam's voxel grid."""
-        xy_to_ras = np.array(_matrix_list(self.view.get_view_node().GetXYToRAS())).reshape(4, 4)
+        xy_to_ras = numpy_matrix(self.view.get_view_node().GetXYToRAS())
         w, h = self.view.render_window().GetSize()
         ijk = np.linalg.inv(self._ijk_to_ras()) @ (xy_to_ras @ np.array([w / 2.0, h / 2.0, 0.0, 1.0]))
         return int(np.clip(round(float(ijk[2])), 0, self._slice_count() - 1))
@@ -149,7 +146,11 @@ class ReviewPage:
     def _push_geometry(self) -> None:
         """The view's XY-to-RAS and the exam's IJK-to-RAS: what automation needs to point at a voxel."""
         node = self.view.get_view_node()
-        geometry = {"xy_to_ras": _matrix_list(node.GetXYToRAS()), "ijk_to_ras": list(self._ijk_to_ras().ravel()), "slice": self.current_slice()}
+        geometry = {
+            "xy_to_ras": numpy_matrix(node.GetXYToRAS()).ravel().tolist(),
+            "ijk_to_ras": self._ijk_to_ras().ravel().tolist(),
+            "slice": self.current_slice(),
+        }
         with self.state:
             self.state.view_geometry = json.dumps(geometry)
             self.state.slice_text = f"slice {geometry['slice']} (0-{self._slice_count() - 1})"

@@ -10,7 +10,7 @@ import slicer
 from mrefibrosis.cli import main as cli_main
 from mrefibrosis.reading.exam_loader import read_exam
 from MREFibrosisLib import MREFibrosisLogic
-from MREFibrosisLib.exam_nodes import CONFIDENT, LPS_TO_RAS, _numpy_matrix
+from MREFibrosisLib.exam_nodes import CONFIDENT, LPS_TO_RAS, numpy_matrix
 from MREFibrosisLib.segment_nodes import find_roi_segment, segment_mask
 from MREFibrosisLib.table_nodes import table_value
 
@@ -38,7 +38,7 @@ def test_load_exam_creates_kpa_and_validity_volumes(scene, tiny):
 
     m = vtk.vtkMatrix4x4()
     nodes.stiffness.GetIJKToRASMatrix(m)
-    np.testing.assert_allclose(_numpy_matrix(m), LPS_TO_RAS @ exam.geometry.ijk_to_lps(), atol=1e-6)
+    np.testing.assert_allclose(numpy_matrix(m), LPS_TO_RAS @ exam.geometry.ijk_to_lps(), atol=1e-6)
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     assert sh.GetItemParent(sh.GetItemByDataNode(nodes.stiffness)) == nodes.study_item
 
