@@ -25,6 +25,16 @@ def _add_read_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hatch-period", type=int, metavar="PX", help="hatch period in pixels of confidence-masked elastograms (default: estimated)")
 
 
+def _margin_mm(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a margin in mm; give a number from 0 (off) to 100")
+    return value
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("segmenter")
     g.add_argument("--model", metavar="FILE", help="model file (.mrefmodel); default: the shipped model or $MREFIBROSIS_MODEL")
@@ -38,6 +48,18 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--tta", action="store_true", help="flip test-time augmentation; reports an agreement score per exam")
     g.add_argument(
+        "--roi-edge-mm",
+        type=_margin_mm,
+        metavar="MM",
+        help="keep the automatic ROI this deep inside the predicted liver (default 10, the reader's margin; 0: off)",
+    )
+    g.add_argument(
+        "--roi-driver-mm",
+        type=_margin_mm,
+        metavar="MM",
+        help="keep the automatic ROI this far from the driver found on the wave images (default 25; 0: off)",
+    )
+    g.add_argument(
         "--runtime",
         default="auto",
         choices=["auto", "torch", "onnx"],
@@ -47,8 +69,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def _load_segmenter(args):
     from .model.inference import Segmenter
+    from .model.roi_margins import RoiMargins
 
-    return Segmenter(args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256, runtime=args.runtime)
+    given = {"liver_edge_mm": args.roi_edge_mm, "driver_mm": args.roi_driver_mm}
+    margins = RoiMargins(**{k: v for k, v in given.items() if v is not None})
+    return Segmenter(
+        args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256, runtime=args.runtime, margins=margins
+    )
 
 
 def _logged(seg):

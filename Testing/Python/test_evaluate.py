@@ -62,12 +62,17 @@ def test_report_of_a_model_with_a_two_cohort_table(cohort, tmp_path):
     lines = manifest.read_text().splitlines()
     other.write_text("\n".join(lines[:1] + lines[1:5]) + "\n")  # a second cohort for Table 2
     out = tmp_path / "report"
-    assert main(["evaluate", str(manifest), "--model", str(model), "--out", str(out), "--compare-with", str(other), "--title", "Tiny"]) == 0
+    assert (
+        main(["evaluate", str(manifest), "--model", str(model), "--out", str(out), "--compare-with", str(other), "--title", "Tiny", "--roi-driver-mm", "30"])
+        == 0
+    )
     report = (out / "report.md").read_text()
     for heading in ("# Tiny", "## Segmentation", "## Stiffness", "## Failures", "## Cohorts"):
         assert heading in report
     m = json.loads((out / "metrics.json").read_text())
     assert m["model"]["architecture"] == "unet_classic" and m["exams"] == 8
+    assert m["model"]["roi_margins_mm"] == {"liver_edge_mm": 10.0, "driver_mm": 30.0}  # the post-processing evaluated
+    assert "10 mm inside the predicted liver and 30 mm from the driver" in report
     table = m["cohort_table"]
     assert table["sizes"] == [8, 4] and any(r["variable"] == "age" for r in table["rows"])
     rows = list(csv.DictReader(open(out / "per_exam.csv")))

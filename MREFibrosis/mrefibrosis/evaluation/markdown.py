@@ -21,13 +21,19 @@ def _seg_row(name: str, s: dict) -> str:
     return f"| {name} | {s['exams']} | {_pct(s['dice']['mean'])} | {_pct(s['iou']['mean'])} | {_pct(s['f1']['mean'])} |"
 
 
+def _margins_text(margins: dict | None) -> str:
+    if not margins:
+        return ""
+    return f"; automatic ROI kept {margins['liver_edge_mm']:g} mm inside the predicted liver and {margins['driver_mm']:g} mm from the driver"
+
+
 def render_report(m: dict, title: str = "") -> str:
     model = m.get("model", {})
     out = [f"# {title or 'MREFibrosis evaluation report'}", ""]
     out += [
         f"- Software: {m['software']}",
         f"- Model: `{model.get('file', '?')}` ({model.get('architecture', '?')}, {model.get('model_version', '?')}, sha256 {str(model.get('sha256', ''))[:12]}...), "
-        f"input {model.get('input_size', '?')} px, {model.get('device', '?')}/{model.get('precision', '?')}",
+        f"input {model.get('input_size', '?')} px, {model.get('device', '?')}/{model.get('precision', '?')}" + _margins_text(model.get("roi_margins_mm")),
         f"- Cohort: `{m['manifest']}`: {m['exams']} exams, {m['reader_measurable']} with a reader ROI, "
         f"{m['reader_indeterminate']} where the reader found no measurable liver, {m['errors']} unreadable",
         f"- Staging preset: {m['preset']}",

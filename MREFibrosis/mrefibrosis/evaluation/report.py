@@ -235,6 +235,9 @@ def evaluate(
     summary = summarize(evals, preset_obj)
     describe = getattr(segmenter, "describe", None)
     model = describe() if callable(describe) else {}
+    margins = getattr(segmenter, "margins", None)
+    if margins is not None:
+        model["roi_margins_mm"] = margins.to_json()  # the post-processing is part of what was evaluated
     table = cohort_table(evals, other, preset_obj)
     summary["cohort_table"] = table
     metrics = {"software": f"MREFibrosis {__version__}", "model": model, "manifest": Path(manifest).name, "without_magnitude": without_magnitude, **summary}

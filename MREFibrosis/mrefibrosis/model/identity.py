@@ -18,6 +18,7 @@ class ModelIdentity:
     channels: tuple[str, ...]  # what the network reads, e.g. ("elastogram", "magnitude")
     outputs: tuple[str, ...]  # ("roi",) or ("roi", "liver")
     runtime: str = "torch"  # "torch" or "onnx" (ONNX Runtime)
+    margins: tuple[tuple[str, float], ...] = ()  # (name, mm) of the reader's margins the automatic ROI was cut to (roi_margins)
 
     def legacy_json(self) -> dict:
         """The `exam.segmentation` block of result.json as written since version 0.1."""
@@ -34,4 +35,4 @@ class ModelIdentity:
         }
 
     def to_json(self) -> dict:
-        return {**self.legacy_json(), "channels": list(self.channels), "outputs": list(self.outputs)}
+        return {**self.legacy_json(), "channels": list(self.channels), "outputs": list(self.outputs), "roi_margins_mm": dict(self.margins)}

@@ -171,7 +171,17 @@ def low_confidence_from_lines(hatch: np.ndarray, body: np.ndarray, families: lis
     Why not close and widen the hatch: a confident gap narrower than the closing is filled and every
     confident area loses the widening at its edge; on realistic, patchy confidence maps that removed
     about half of a reader's ROI. The line positions are samples of the mask itself, so the nearest
-    sample is unbiased and off by at most half a line spacing.
+    sample is off by at most half a line spacing.
+
+    A pixel exactly as near to a drawn as to an undrawn line position (distances on the pixel grid
+    tie often) is confident. On 15 Siemens-style exams of seed 5000, giving the ties to the hatch
+    lost 10.7 % of the truly confident pixels while keeping 0.6 % of the low ones, and a reader's ROI
+    kept 95.4 % of its pixels; ties confident lose 3.6 % and keep 1.9 %, and the reader's ROI keeps
+    98.6 %. On that cohort's 40 measurable Siemens-style exams the automatic ROI's mean kPa error fell
+    from 0.71 % to 0.63 % and its Dice rose from 0.875 to 0.888. A local majority vote for the ties
+    (the state of most line positions within half a spacing) erred least pixel by pixel but gave the
+    same Dice and a 0.70 % error. The price is on maps where low confidence is the larger, finer
+    grained part: there up to 15 % of the low pixels between lines pass as confident (`test_hatch`).
     """
     hatch = np.asarray(hatch, bool)
     lines = np.zeros(hatch.shape, bool)
@@ -185,7 +195,7 @@ def low_confidence_from_lines(hatch: np.ndarray, body: np.ndarray, families: lis
         conf_samples = lines[k] & ~hatch[k] & body[k]
         d_low = ndimage.distance_transform_edt(~low_samples)
         d_conf = ndimage.distance_transform_edt(~conf_samples) if conf_samples.any() else np.full(hatch.shape[1:], np.inf)
-        out[k] = (d_low <= d_conf) | hatch[k]
+        out[k] = (d_low < d_conf) | hatch[k]
     return out
 
 
