@@ -46,7 +46,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         choices=["auto", "fp32", "bf16", "fp16"],
         help="auto uses reduced precision only where the model file says it was validated",
     )
-    g.add_argument("--tta", action="store_true", help="flip test-time augmentation; reports an agreement score per exam")
+    g.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: a second pass on the image moved by 8 px; averages both and reports their agreement per exam",
+    )
     g.add_argument(
         "--roi-edge-mm",
         type=_margin_mm,

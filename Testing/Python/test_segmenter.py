@@ -122,6 +122,28 @@ def test_tta_reports_agreement(tiny):
     assert s.tta_agreement is not None and 0.0 <= s.tta_agreement <= 1.0
 
 
+class _Net:
+    def __init__(self, f):
+        self.f = f
+
+    def logits(self, x, cancelled=None):
+        return self.f(x)
+
+
+def test_tta_pass_moves_back_exactly():
+    """A network that commutes with moving the image gives the plain logits back exactly (the lost
+    strip comes from the plain pass); one that does not (a mirror) does not."""
+    from mrefibrosis.model.inference import TTA_SHIFT_PX, tta_pass
+
+    x = np.random.default_rng(0).random((2, 2, 64, 64)).astype(np.float32)
+    assert np.array_equal(tta_pass(_Net(lambda a: a * 3.0), x, x * 3.0), x * 3.0)
+    mirrored = tta_pass(_Net(lambda a: a[..., ::-1]), x, x[..., ::-1])
+    assert not np.array_equal(mirrored, x[..., ::-1])
+    s = TTA_SHIFT_PX
+    moved = tta_pass(_Net(lambda a: a), x, np.full_like(x, -1.0), shift=s)
+    assert np.array_equal(moved[..., :-s, :-s], x[..., :-s, :-s]) and (moved[..., -s:, :] == -1).all()
+
+
 def test_small_pieces_are_dropped():
     mask = np.zeros((1, 50, 50), bool)
     mask[0, 5:8, 5:8] = True  # 9 px x 4 mm2 = 0.36 cm2

@@ -47,3 +47,14 @@ def test_shipped_model_on_unseen_exams(unseen):
         assert abs(m.mean_kpa - truth["reader_kpa"]) / truth["reader_kpa"] < 0.15, d.name
         checked += 1
     assert checked >= 2
+
+
+def test_tta_keeps_the_shipped_models_roi(simulated_ge_exam):
+    """The test-time pass must be one the network was trained for: a left-right mirror (the recipe
+    never flips) halved the Dice with the reader; the shifted pass agrees with the plain one."""
+    exam = read_exam(simulated_ge_exam / "dicom")
+    reader = read_roi(simulated_ge_exam / "roi.seg.nrrd", exam.geometry)
+    plain = Segmenter(device="cpu", runtime="onnx").segment(exam)
+    tta = Segmenter(device="cpu", runtime="onnx", tta=True).segment(exam)
+    assert tta.tta_agreement > 0.85
+    assert seg_scores(tta.roi, reader).dice > seg_scores(plain.roi, reader).dice - 0.03 > 0.8

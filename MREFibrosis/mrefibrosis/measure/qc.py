@@ -34,7 +34,7 @@ LOW_CONFIDENT_LIVER_CM2 = 15.0  # below: warning
 EDGE_MM = 10.0  # the reader's margin inside the liver edge
 EDGE_SHARE_WARN = 0.5  # share of the ROI closer than EDGE_MM to the predicted liver edge: warning
 EDGE_SHARE_FAIL = 0.9  # ... indeterminate
-TTA_AGREEMENT_WARN = 0.7  # Dice between the plain and the flipped prediction: below it, a warning
+TTA_AGREEMENT_WARN = 0.7  # Dice between the plain and the shifted prediction: below it, a warning
 # The driver's near field (domain doc sections 2 and 6; assumed, not checked on patients): the
 # simulated reader keeps 35 mm away; the margin here is smaller, so only an ROI that is mostly
 # right under the contact patch is flagged.
@@ -105,7 +105,7 @@ def segmentation_findings(
 ) -> list[QcFinding]:
     """What a reader checks on an ROI: not right under the driver; for an automatic ROI also enough
     confident liver, an ROI not hugging the liver edge, and (with TTA) a prediction that does not
-    change when the image is mirrored."""
+    change when the image is moved by 3 % of its width."""
     found = []
     contact = driver_contact(exam, only=roi.any(axis=(1, 2))) if roi.any() else None
     share = driver_share(exam, roi, contact, settings.driver_mm) if contact is not None else None
@@ -129,7 +129,7 @@ def segmentation_findings(
             FLAG_LIVER_EDGE, share, settings.edge_share_warn, settings.edge_share_fail, f"{settings.edge_mm:g} mm of the liver edge", "at the edge"
         )
     if tta_agreement is not None and tta_agreement < settings.tta_agreement_warn:
-        found.append(QcFinding(FLAG_TTA, f"the ROI changes when the image is mirrored (agreement {tta_agreement:.2f})", False))
+        found.append(QcFinding(FLAG_TTA, f"the ROI changes when the image is moved by 3 % of its width (agreement {tta_agreement:.2f})", False))
     return found
 
 
