@@ -1,5 +1,7 @@
 """PACS connection settings: secrets only from the environment or a file, TLS checks on by default."""
 
+import json
+
 import pytest
 
 from mrefibrosis.pacs.http_session import AuthSettings, PacsConfigError, make_session
@@ -64,3 +66,25 @@ def test_read_options_from_a_json_config():
     )
     assert opts.budget == BudgetLimits(max_seconds_per_exam=30) and opts.plausible_median_kpa == (0.8, 15)
     assert opts.signatures[0].tokens == frozenset({"MRE", "STIFF"})
+
+
+@pytest.mark.parametrize("service", ["worker", "receiver"])
+def test_roi_margins_in_a_service_config(tmp_path, service):
+    """Sites set the automatic ROI's margins in the JSON config; a bad value stops the service at
+    start with one line naming the key, not at the first exam."""
+    from mrefibrosis.errors import MREFibrosisError
+    from mrefibrosis.model.roi_margins import RoiMargins
+    from mrefibrosis.pacs.receiver import ReceiverConfig
+    from mrefibrosis.pacs.worker import WorkerConfig
+
+    cls = WorkerConfig if service == "worker" else ReceiverConfig
+    path = tmp_path / f"{service}.json"
+    path.write_text(json.dumps({"roi_margins_mm": {"driver_mm": 30}}))
+    assert cls.load(path).margins() == RoiMargins(liver_edge_mm=RoiMargins().liver_edge_mm, driver_mm=30.0)
+    path.write_text("{}")
+    assert cls.load(path).margins() == RoiMargins()
+    for bad in ({"driver_mm": -5}, {"edge_mm": 10}, {"driver_mm": "25"}, {"driver_mm": True}, [10, 25]):
+        path.write_text(json.dumps({"roi_margins_mm": bad}))
+        with pytest.raises(MREFibrosisError, match="roi_margins_mm") as err:
+            cls.load(path)
+        assert "\n" not in str(err.value)

@@ -40,6 +40,22 @@ class RoiMargins:
     def to_json(self) -> dict:
         return {"liver_edge_mm": self.liver_edge_mm, "driver_mm": self.driver_mm}
 
+    @staticmethod
+    def from_json(values: dict, where: str = "roi_margins_mm") -> RoiMargins:
+        """From a service's JSON config; missing keys keep their defaults. Raises ValueError with a
+        line that names the key."""
+        if not isinstance(values, dict):
+            raise ValueError(f'{where} must be an object such as {{"liver_edge_mm": 10, "driver_mm": 25}}')
+        unknown = set(values) - {"liver_edge_mm", "driver_mm"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {', '.join(sorted(unknown))}; use liver_edge_mm and driver_mm")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values.values()):
+            raise ValueError(f"{where}: margins are numbers of mm from 0 (off) to 100")
+        try:
+            return RoiMargins(**{k: float(v) for k, v in values.items()})
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
 
 NO_MARGINS = RoiMargins(0.0, 0.0)
 

@@ -23,3 +23,14 @@ def load_config(cls: type[T], path, what: str) -> T:
     if unknown:
         raise MREFibrosisError(f"unknown keys in {path}: {', '.join(sorted(unknown))}; see docs/pacs.md.")
     return cls(**raw)
+
+
+def roi_margins(values: dict):
+    """The automatic ROI's margins from a config's `roi_margins_mm` (model/roi_margins.py); a bad
+    value is one config error."""
+    from ..model.roi_margins import RoiMargins
+
+    try:
+        return RoiMargins.from_json(values)
+    except ValueError as exc:
+        raise MREFibrosisError(f"{exc} (config key roi_margins_mm; see docs/pacs.md).") from None

@@ -22,7 +22,7 @@ import pydicom
 
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..reading.exam_loader import ReadOptions
-from .config import load_config
+from .config import load_config, roi_margins
 
 log = logging.getLogger("mrefibrosis.receiver")
 
@@ -43,13 +43,19 @@ class ReceiverConfig:
     quiet_seconds: float = 5.0
     spool_dir: str = "mrefibrosis-spool"
     model: str | None = None
+    roi_margins_mm: dict = field(default_factory=dict)  # {"liver_edge_mm": 10, "driver_mm": 25}; missing keys: the defaults
     device: str = "auto"
     preset: str = "seed"
     read_options: dict = field(default_factory=dict)
 
     @staticmethod
     def load(path) -> ReceiverConfig:
-        return load_config(ReceiverConfig, path, "receiver")
+        config = load_config(ReceiverConfig, path, "receiver")
+        config.margins()  # refused at start, not at the first exam
+        return config
+
+    def margins(self):
+        return roi_margins(self.roi_margins_mm)
 
 
 def study_key(study_uid: str) -> str:
@@ -66,7 +72,7 @@ class Receiver:
         if segmenter is None:
             from ..model.inference import Segmenter
 
-            segmenter = Segmenter(config.model, device=config.device)
+            segmenter = Segmenter(config.model, device=config.device, margins=config.margins())
         self.segmenter = segmenter
         self.options = ReadOptions(**config.read_options)
         self._last_seen: dict[str, float] = {}

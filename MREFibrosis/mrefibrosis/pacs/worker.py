@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..reading.exam_loader import ReadOptions
-from .config import load_config
+from .config import load_config, roi_margins
 from .http_session import AuthSettings, PacsConfigError, PacsError, PacsUnavailable, make_session
 from .jobs import DONE, FAILED, IGNORED, Job, JobStore
 
@@ -47,6 +47,7 @@ class WorkerConfig:
     page_size: int = 100
     model: str | None = None
     model_sha256: str | None = None
+    roi_margins_mm: dict = field(default_factory=dict)  # {"liver_edge_mm": 10, "driver_mm": 25}; missing keys: the defaults
     device: str = "auto"
     preset: str = "seed"
     jobs_db: str = "mrefibrosis-jobs.sqlite"
@@ -57,7 +58,12 @@ class WorkerConfig:
 
     @staticmethod
     def load(path) -> WorkerConfig:
-        return load_config(WorkerConfig, path, "worker")
+        config = load_config(WorkerConfig, path, "worker")
+        config.margins()  # refused at start, not at the first exam
+        return config
+
+    def margins(self):
+        return roi_margins(self.roi_margins_mm)
 
 
 def make_source(config: WorkerConfig):
@@ -94,7 +100,7 @@ class PacsWorker:
         if segmenter is None:
             from ..model.inference import Segmenter
 
-            segmenter = Segmenter(config.model, device=config.device, expected_sha256=config.model_sha256)
+            segmenter = Segmenter(config.model, device=config.device, expected_sha256=config.model_sha256, margins=config.margins())
         self.segmenter = segmenter
         describe = getattr(segmenter, "describe", lambda: {})()
         self.model_version = f"{__version__}:{describe.get('model_version', 'unknown')}:{describe.get('sha256', '')[:16]}"
