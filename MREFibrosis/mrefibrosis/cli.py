@@ -26,13 +26,12 @@ def _add_read_options(p: argparse.ArgumentParser) -> None:
 
 
 def _margin_mm(text: str) -> float:
+    from .model.roi_margins import checked_mm  # only when the option is given: it imports scipy
+
     try:
-        value = float(text)
+        return checked_mm(float(text))
     except ValueError:
-        value = float("nan")
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a margin in mm; give a number from 0 (off) to 100")
-    return value
+        raise argparse.ArgumentTypeError(f"'{text}' is not a margin in mm; give a number from 0 (off) to 100") from None
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:

@@ -100,3 +100,15 @@ def make_siemens_exam(
         write_siemens_exam(root, ctx, stack, masked, None, magnitude=mag, color=rgb, names={"elastogram": "ELASTOGRAM_GRAY_CONF95_MASKED"})
     order = np.argsort(stack.positions[:, 2])
     return SiemensFixture(root, el[order], masked[order], low[order], liver)
+
+
+def plant_driver_source(exam, row: int = 40, col: int = 100) -> None:
+    """Make `exam` (a 256 x 256 grid) a body square (rows and columns 40-219) whose wave amplitude
+    falls with distance from a point source at (row, col) on its top wall: a driver whose contact
+    patch is a known stretch of the wall, so distances can be counted."""
+    shape = exam.valid.shape
+    exam.magnitude = np.zeros(shape, np.float32)
+    exam.magnitude[:, 40:220, 40:220] = 100.0
+    rr, cc = np.mgrid[: shape[1], : shape[2]]
+    field = 1.0 / (1.0 + np.hypot(rr - row, cc - col) / 10.0)
+    exam.wave_amplitude = np.repeat(field[None].astype(np.float32), shape[0], axis=0)

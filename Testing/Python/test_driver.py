@@ -3,6 +3,7 @@ not count: known answers on hand-made fields, and the simulator's true driver ba
 
 import numpy as np
 import pytest
+from fixtures import plant_driver_source
 from scipy import ndimage
 
 from mrefibrosis.measure.driver import driver_contact, driver_share
@@ -62,12 +63,7 @@ def _planted(tmp_path):
     it, so the contact patch is a known stretch of the wall and distances can be counted."""
     _, folder = _simulated(tmp_path, "ge")
     exam = read_exam(folder / "dicom")
-    shape = exam.valid.shape
-    exam.magnitude = np.zeros(shape, np.float32)
-    exam.magnitude[:, 40:220, 40:220] = 100.0
-    rr, cc = np.mgrid[: shape[1], : shape[2]]
-    field = 1.0 / (1.0 + np.hypot(rr - 40, cc - 100) / 10.0)
-    exam.wave_amplitude = np.repeat(field[None].astype(np.float32), shape[0], axis=0)
+    plant_driver_source(exam, row=40, col=100)
     exam.valid[:] = True
     exam.confidence_valid[:] = True
     exam.stiffness_kpa[:] = 2.5

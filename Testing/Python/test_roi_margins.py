@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from fixtures import plant_driver_source
 from scipy import ndimage
 
 from mrefibrosis.measure.driver import driver_contact
@@ -43,11 +44,7 @@ def test_driver_margin_keeps_the_roi_away_from_the_contact_patch(simulated_ge_ex
     wall around the source; the margin's border follows from the patch's lowest row."""
     exam = read_exam(simulated_ge_exam / "dicom")
     exam.valid[:] = True
-    shape = exam.valid.shape
-    exam.magnitude = np.zeros(shape, np.float32)
-    exam.magnitude[:, 40:220, 40:220] = 100.0
-    rr, cc = np.mgrid[: shape[1], : shape[2]]
-    exam.wave_amplitude = np.repeat((1.0 / (1.0 + np.hypot(rr - 40, cc - 100) / 10.0))[None].astype(np.float32), shape[0], axis=0)
+    plant_driver_source(exam, row=40, col=100)
     sp = exam.geometry.row_spacing_mm
     patch = driver_contact(exam)[0]
     lowest = np.nonzero(patch)[0].max()

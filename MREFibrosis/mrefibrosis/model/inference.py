@@ -15,7 +15,7 @@ from ..errors import MREFibrosisError
 from .identity import ModelIdentity
 from .model_file import ModelFileError, load_model_file, published_checksum
 from .onnx_format import graph_path_for
-from .roi_margins import NO_MARGINS, RoiMargins, within_margins
+from .roi_margins import RoiMargins, away_from_driver, within_margins
 from .runtime_errors import DeviceError, ModelUnavailableError, SegmentationCancelled
 from .torch_runtime import PRECISIONS, resolve_device
 
@@ -251,12 +251,11 @@ class Segmenter:
                 start += len(a)
         return probs, second
 
-    def postprocess(self, exam: Exam, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        keep = None
-        if self.margins != NO_MARGINS:
+    def postprocess(self, exam: Exam, maps: np.ndarray, away: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(ROI, liver) of one pass; `away` (`away_from_driver`) is found once when an exam has several."""
 
-            def keep(liver: np.ndarray | None) -> np.ndarray:
-                return within_margins(exam, liver, self.margins)
+        def keep(liver: np.ndarray | None) -> np.ndarray:
+            return within_margins(exam, liver, self.margins, away)
 
         return roi_from_maps(maps, allowed_region(exam), exam.geometry.pixel_area_mm2, self.info.threshold, self.info.min_piece_cm2, self.info.has_liver, keep)
 
@@ -268,10 +267,11 @@ class Segmenter:
         out = []
         for exam, p, pf in zip(exams, probs, second):
             agreement = None
+            away = away_from_driver(exam, self.margins.driver_mm)
             if pf is not None:
-                agreement = dice(self.postprocess(exam, p)[0], self.postprocess(exam, pf)[0])
+                agreement = dice(self.postprocess(exam, p, away)[0], self.postprocess(exam, pf, away)[0])
                 p = 0.5 * (p + pf)
-            roi, liver = self.postprocess(exam, p)
+            roi, liver = self.postprocess(exam, p, away)
             out.append(Segmentation(roi, p[:, 0].astype(np.float32), agreement, self.device, self.precision, 0.0, liver))
         dt = time.perf_counter() - t0
         for s in out:

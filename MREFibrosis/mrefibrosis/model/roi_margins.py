@@ -26,6 +26,13 @@ from ..measure.qc import DRIVER_MM, EDGE_MM
 from ..reading.exam import Exam
 
 
+def checked_mm(value: float, name: str = "margin") -> float:
+    """A margin width as given, or ValueError: 0 (off) to 100 mm."""
+    if not np.isfinite(value) or value < 0 or value > 100:
+        raise ValueError(f"{name} must be between 0 and 100 mm, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class RoiMargins:
     liver_edge_mm: float = EDGE_MM  # the ROI stays this deep inside the predicted liver (needs a liver-aware model)
@@ -33,9 +40,7 @@ class RoiMargins:
 
     def __post_init__(self) -> None:
         for name in ("liver_edge_mm", "driver_mm"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0 or value > 100:
-                raise ValueError(f"{name} must be between 0 and 100 mm, not {value}")
+            checked_mm(getattr(self, name), name)
 
     def to_json(self) -> dict:
         return {"liver_edge_mm": self.liver_edge_mm, "driver_mm": self.driver_mm}
@@ -60,17 +65,29 @@ class RoiMargins:
 NO_MARGINS = RoiMargins(0.0, 0.0)
 
 
-def within_margins(exam: Exam, liver: np.ndarray | None, margins: RoiMargins) -> np.ndarray:
-    """(slices, rows, columns) bool: where an automatic ROI may lie under the margins. A margin whose
-    reference is missing (no liver output; no wave images or no clear driver on a slice) keeps all."""
+def _spacing(exam: Exam) -> tuple[float, float]:
+    return (exam.geometry.row_spacing_mm, exam.geometry.column_spacing_mm)
+
+
+def away_from_driver(exam: Exam, driver_mm: float) -> np.ndarray:
+    """(slices, rows, columns) bool: at least driver_mm from the driver's contact patch; everything
+    on slices without a clear driver and on exams without wave images. It depends on the exam only,
+    so one exam's several passes (TTA) share it."""
     keep = np.ones(exam.valid.shape, bool)
-    spacing = (exam.geometry.row_spacing_mm, exam.geometry.column_spacing_mm)
-    if liver is not None and margins.liver_edge_mm > 0:
-        for k in range(keep.shape[0]):
-            keep[k] &= ndimage.distance_transform_edt(liver[k], sampling=spacing) >= margins.liver_edge_mm
-    contact = driver_contact(exam) if margins.driver_mm > 0 else None
+    contact = driver_contact(exam) if driver_mm > 0 else None
     if contact is not None:
         for k in range(keep.shape[0]):
             if contact[k].any():
-                keep[k] &= ndimage.distance_transform_edt(~contact[k], sampling=spacing) >= margins.driver_mm
+                keep[k] = ndimage.distance_transform_edt(~contact[k], sampling=_spacing(exam)) >= driver_mm
+    return keep
+
+
+def within_margins(exam: Exam, liver: np.ndarray | None, margins: RoiMargins, away: np.ndarray | None = None) -> np.ndarray:
+    """(slices, rows, columns) bool: where an automatic ROI may lie under the margins. A margin whose
+    reference is missing (no liver output; no wave images or no clear driver on a slice) keeps all.
+    `away` is `away_from_driver(exam, margins.driver_mm)` when the caller already has it."""
+    keep = away_from_driver(exam, margins.driver_mm) if away is None else away.copy()
+    if liver is not None and margins.liver_edge_mm > 0:
+        for k in range(keep.shape[0]):
+            keep[k] &= ndimage.distance_transform_edt(liver[k], sampling=_spacing(exam)) >= margins.liver_edge_mm
     return keep
