@@ -34,6 +34,28 @@ def _margin_mm(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a margin in mm; give a number from 0 (off) to 100") from None
 
 
+def _add_margin_options(g) -> None:
+    g.add_argument(
+        "--roi-edge-mm",
+        type=_margin_mm,
+        metavar="MM",
+        help="keep the automatic ROI this deep inside the predicted liver (default 10, the reader's margin; 0: off)",
+    )
+    g.add_argument(
+        "--roi-driver-mm",
+        type=_margin_mm,
+        metavar="MM",
+        help="keep the automatic ROI this far from the driver found on the wave images (default 25; 0: off)",
+    )
+
+
+def _margins(args):
+    from .model.roi_margins import RoiMargins
+
+    given = {"liver_edge_mm": args.roi_edge_mm, "driver_mm": args.roi_driver_mm}
+    return RoiMargins(**{k: v for k, v in given.items() if v is not None})
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("segmenter")
     g.add_argument("--model", metavar="FILE", help="model file (.mrefmodel); default: the shipped model or $MREFIBROSIS_MODEL")
@@ -50,18 +72,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="test-time augmentation: a second pass on the image moved by 8 px; averages both and reports their agreement per exam",
     )
-    g.add_argument(
-        "--roi-edge-mm",
-        type=_margin_mm,
-        metavar="MM",
-        help="keep the automatic ROI this deep inside the predicted liver (default 10, the reader's margin; 0: off)",
-    )
-    g.add_argument(
-        "--roi-driver-mm",
-        type=_margin_mm,
-        metavar="MM",
-        help="keep the automatic ROI this far from the driver found on the wave images (default 25; 0: off)",
-    )
+    _add_margin_options(g)
     g.add_argument(
         "--runtime",
         default="auto",
@@ -72,12 +83,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def _load_segmenter(args):
     from .model.inference import Segmenter
-    from .model.roi_margins import RoiMargins
 
-    given = {"liver_edge_mm": args.roi_edge_mm, "driver_mm": args.roi_driver_mm}
-    margins = RoiMargins(**{k: v for k, v in given.items() if v is not None})
     return Segmenter(
-        args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256, runtime=args.runtime, margins=margins
+        args.model, device=args.device, precision=args.precision, tta=args.tta, expected_sha256=args.model_sha256, runtime=args.runtime, margins=_margins(args)
     )
 
 
@@ -195,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="as for measure; for throughput on a CPU with AVX512-BF16, torch (bf16) segments faster than ONNX Runtime (fp32): benchmarks/bench_cold_start.py",
     )
     p.add_argument("--preset", default="seed")
+    _add_margin_options(p)
 
     p = sub.add_parser("receiver", help="DICOM storage SCP: process studies after a quiet period, send results by C-STORE")
     p.add_argument("--config", required=True, metavar="FILE", help="receiver JSON config (docs/pacs.md)")
@@ -251,6 +260,12 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         "--architecture", default=d.architecture, choices=["unet_resnext50_32x4d", "unet_classic"], help="UNet-ResNeXt50-32x4d or the plain U-Net baseline"
     )
     g.add_argument("--input-size", type=int, default=d.input_size, metavar="PX", help=f"network input size, bilinear (default {d.input_size})")
+    g.add_argument(
+        "--fit",
+        default=d.fit,
+        choices=["stretch", "pad"],
+        help=f"non-square exam grids: stretch each axis to the input size (the paper, the shipped model), or pad to a centred square first, keeping the aspect ratio (default {d.fit})",
+    )
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
     g.add_argument("--lr", type=float, default=d.lr, help=f"SGD learning rate (default {d.lr})")
     g.add_argument(
@@ -300,6 +315,7 @@ def _train_config(args):
         architecture=args.architecture,
         base_channels=args.base_channels,
         input_size=args.input_size,
+        fit=args.fit,
         epochs=args.epochs,
         lr=args.lr,
         lr_schedule=args.lr_schedule,
@@ -554,7 +570,18 @@ def cmd_batch(args) -> int:
 
     if args.workers < 1:
         raise MREFibrosisError("--workers must be at least 1.")
-    summary = run_batch(args.input, args.out, args.address, args.workers, args.gpus_per_worker, args.model, args.device, args.preset, runtime=args.runtime)
+    summary = run_batch(
+        args.input,
+        args.out,
+        args.address,
+        args.workers,
+        args.gpus_per_worker,
+        args.model,
+        args.device,
+        args.preset,
+        runtime=args.runtime,
+        margins=_margins(args),
+    )
     log.info("batch: %(folders)d folders, %(scored)d scored, %(skipped)d skipped, %(failed)d failed in %(seconds).1f s -> %(csv)s", summary)
     return 0
 

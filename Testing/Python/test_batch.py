@@ -13,6 +13,7 @@ from model_fixtures import train_tiny_model  # noqa: E402
 from mrefibrosis.batch.run import model_version_of, run_batch  # noqa: E402
 from mrefibrosis.batch.scorer import CRASH_HOOK, done_marker, folder_key  # noqa: E402
 from mrefibrosis.model.inference import Segmenter  # noqa: E402
+from mrefibrosis.model.roi_margins import RoiMargins  # noqa: E402
 from mrefibrosis.pipeline import process_many  # noqa: E402
 from mrefibrosis.synth.cohort import generate_cohort  # noqa: E402
 
@@ -68,6 +69,24 @@ def test_batch_equals_sequential_cli_records_failure_and_resumes(archive, tmp_pa
     assert again["scored"] == 0 and again["skipped"] == 20
     assert {p.name: p.stat().st_mtime_ns for p in (out / "done").iterdir()} == stamps
     assert len(_table(out)) == 20
+    # other ROI margins reach the workers, name the run's version, and score the folders again
+    off = RoiMargins(0.0, 0.0)
+    few = sorted(folders.glob("exam_*"))[:6]
+    listing = tmp_path / "few.csv"
+    listing.write_text("path\n" + "".join(f"{d}\n" for d in few))
+    other = run_batch(listing, out, workers=2, model=str(model), device="cpu", margins=off)
+    assert other["scored"] == 6 and other["model_version"] == model_version_of(str(model)) + " margins 0/0 mm"
+    loose = _table(out)
+    seg_off = Segmenter(model, device="cpu", margins=off)
+    changed = 0
+    for d in few:
+        seq = next(process_many([d], tmp_path / "seq_off" / d.name, segmenter=seg_off))
+        row = loose[folder_key(d)]
+        assert row["status"] == seq.result.measurement.status
+        if row["status"] == "ok":
+            assert float(row["roi_area_cm2"]) == pytest.approx(seq.result.measurement.pooled.area_cm2, abs=1e-4)  # the table rounds
+            changed += float(row["roi_area_cm2"]) != float(table[folder_key(d)]["roi_area_cm2"] or 0)
+    assert changed, "the driver margin cut none of these ROIs: the test shows nothing"
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(archive, tmp_path, monkeypatch):

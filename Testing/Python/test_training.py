@@ -301,3 +301,39 @@ def test_init_from_a_roi_model_into_a_roi_and_liver_model(tmp_path):
     with torch.no_grad():
         a, b = source(x), two(x)
     assert torch.allclose(b[:, :1], a, atol=1e-5) and torch.allclose(b[:, 1:], a, atol=1e-5)
+
+
+class _LiverFromMagnitude(torch.nn.Module):
+    """A known-answer network: ROI probability high everywhere, the liver where the magnitude is bright."""
+
+    def forward(self, x):
+        return torch.stack([torch.full_like(x[:, 1], 10.0), 40.0 * x[:, 1] - 20.0], dim=1)
+
+
+def test_validation_cuts_the_roi_to_the_reader_margins():
+    """Validation scores the ROI the software will draw: >= 10 mm inside the predicted liver and
+    >= 25 mm from the driver, so the chosen threshold and epoch fit the shipped post-processing."""
+    from scipy import ndimage
+
+    from mrefibrosis.model.model_file import Preprocessing
+    from mrefibrosis.training.slices import ExamSlices
+    from mrefibrosis.training.trainer import validate_model
+
+    shape = (1, 96, 96)
+    liver = np.zeros(shape, bool)
+    liver[0, 16:80, 16:80] = True  # 64 x 64 px at 1 mm
+    image = np.zeros((1, 2) + shape[1:], np.float32)
+    image[:, 0] = 0.3
+    image[:, 1] = liver
+    away = np.ones(shape, bool)
+    away[0, :, 60:] = False  # the driver's margin keeps the left part only
+    deep = ndimage.distance_transform_edt(liver[0]) >= 10
+    want = deep[None] & away
+    ex = ExamSlices(None, image, None, want, np.ones(shape, bool), 1.0, liver, away, (1.0, 1.0))
+    pre = Preprocessing(input_size=96, channels=("elastogram", "magnitude"))
+    checked = validate_model(_LiverFromMagnitude(), [ex], pre, "cpu", "fp32", (0.5,), has_liver=True)
+    assert checked.roi_dice[0.5] == pytest.approx(1.0)
+    assert checked.liver_dice == pytest.approx(1.0)
+    ex.away_from_driver = None  # loaded before the driver margin existed: only the edge margin cuts
+    loose = validate_model(_LiverFromMagnitude(), [ex], pre, "cpu", "fp32", (0.5,), has_liver=True).roi_dice[0.5]
+    assert loose == pytest.approx(2 * want.sum() / (want.sum() + deep.sum()))

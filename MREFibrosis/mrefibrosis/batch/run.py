@@ -80,7 +80,10 @@ def run_batch(
     preset: str = "seed",
     read_options: dict | None = None,
     runtime: str = "auto",
+    margins=None,
 ) -> dict:
+    """`margins` (`RoiMargins`; default the engine's) cut every automatic ROI; other margins than the
+    defaults become part of the run's model version, so a rerun with other margins scores again."""
     try:
         import ray
     except ImportError:
@@ -89,6 +92,10 @@ def run_batch(
     out_dir.mkdir(parents=True, exist_ok=True)
     folders = list_exam_folders(input_path)
     version = model_version_of(model)
+    margins_json = None
+    if margins is not None and margins != type(margins)():
+        margins_json = margins.to_json()
+        version = f"{version} margins {margins.liver_edge_mm:g}/{margins.driver_mm:g} mm"
     keys = {folder_key(f): f for f in folders}
     todo = [(str(f), k) for k, f in keys.items() if read_done(out_dir, k, version) is None]
     log.info("%d exam folders, %d already done with model %s, %d to score", len(folders), len(folders) - len(todo), version, len(todo))
@@ -108,6 +115,7 @@ def run_batch(
                 read_options=read_options or {},
                 model_version=version,
                 runtime=runtime,
+                margins=margins_json,
             ),
             batch_size=1,
             concurrency=workers,

@@ -89,11 +89,22 @@ def score_folder(folder: str, key: str, out_dir: Path, segmenter, preset: str, o
 class ExamScorer:
     """Ray Data callable class: loads the model once per worker, scores one folder per row."""
 
-    def __init__(self, out_dir: str, model: str | None, device: str, preset: str, read_options: dict, model_version: str, runtime: str = "auto"):
+    def __init__(
+        self,
+        out_dir: str,
+        model: str | None,
+        device: str,
+        preset: str,
+        read_options: dict,
+        model_version: str,
+        runtime: str = "auto",
+        margins: dict | None = None,
+    ):
         from ..model.inference import Segmenter
+        from ..model.roi_margins import RoiMargins
 
         self.out_dir = Path(out_dir)
-        self.segmenter = Segmenter(model, device=device, runtime=runtime)
+        self.segmenter = Segmenter(model, device=device, runtime=runtime, margins=RoiMargins(**(margins or {})))
         self.preset = preset
         self.options = ReadOptions(**read_options)
         self.model_version = model_version

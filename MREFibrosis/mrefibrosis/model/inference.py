@@ -231,7 +231,7 @@ class Segmenter:
     def probabilities(self, exams: list[Exam], cancelled=None) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """Sigmoid maps (slices, outputs, rows, columns) on each exam's native grid; all slices of all
         exams in one batch; the second list holds the shifted pass (`tta_pass`) when TTA is on."""
-        from .preprocess import canonical_input, resize_bilinear
+        from .preprocess import canonical_input, to_exam_grid, to_model_input
 
         pre = self.info.preprocessing
         groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
@@ -240,10 +240,10 @@ class Segmenter:
         probs: list = [None] * len(exams)
         second: list = [None] * len(exams)
         for shape, items in groups.items():
-            xs = resize_bilinear(np.concatenate([a for _, a in items]), (pre.input_size, pre.input_size))
+            xs = to_model_input(np.concatenate([a for _, a in items]), pre)
             logits = self.network.logits(xs, cancelled)
-            p = _sigmoid(resize_bilinear(np.ascontiguousarray(logits), shape))
-            pf = _sigmoid(resize_bilinear(tta_pass(self.network, xs, logits, cancelled), shape)) if self.tta else None
+            p = _sigmoid(to_exam_grid(logits, shape, pre))
+            pf = _sigmoid(to_exam_grid(tta_pass(self.network, xs, logits, cancelled), shape, pre)) if self.tta else None
             start = 0
             for n, a in items:
                 probs[n] = p[start : start + len(a)]

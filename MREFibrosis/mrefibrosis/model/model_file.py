@@ -50,6 +50,7 @@ class Preprocessing:
     input_size: int = 512
     resize: str = "bilinear"
     channels: tuple[str, ...] = ("elastogram",)  # optionally "magnitude"
+    fit: str = "stretch"  # "stretch": each axis to input_size; "pad": zero-pad to a centred square first (keeps the aspect ratio)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class ModelInfo:
 SUPPORTED_PREPROCESSING = {"confidence_masked_elastogram"}
 SUPPORTED_CHANNELS = {"elastogram", "magnitude"}
 SUPPORTED_OUTPUTS = {("roi",), ("roi", "liver")}
+SUPPORTED_FITS = ("stretch", "pad")
 
 
 def _numpy_state(model, half: bool) -> dict[str, np.ndarray]:
@@ -217,9 +219,9 @@ def _read_v1_payload(payload: memoryview) -> tuple[dict, dict[str, np.ndarray]]:
 
 def _check_supported(path: Path, info: ModelInfo) -> None:
     pre = info.preprocessing
-    if pre.kind not in SUPPORTED_PREPROCESSING or not set(pre.channels) <= SUPPORTED_CHANNELS or pre.input_size % 32:
+    if pre.kind not in SUPPORTED_PREPROCESSING or not set(pre.channels) <= SUPPORTED_CHANNELS or pre.input_size % 32 or pre.fit not in SUPPORTED_FITS:
         raise ModelFileError(
-            f"{path.name}: preprocessing {pre.kind}/{list(pre.channels)}/{pre.input_size} does not match this software; use a model made for MREFibrosis {__version__}."
+            f"{path.name}: preprocessing {pre.kind}/{list(pre.channels)}/{pre.input_size}/{pre.fit} does not match this software; use a model made for MREFibrosis {__version__}."
         )
     if info.outputs not in SUPPORTED_OUTPUTS:
         raise ModelFileError(f"{path.name}: outputs {list(info.outputs)} are not known to this software; use a model made for MREFibrosis {__version__}.")

@@ -1,12 +1,17 @@
 """The one canonical network input for every vendor: the confidence-masked grayscale elastogram.
 
 As in the seed paper: stiffness windowed 0-8 kPa (window 400/800 in 10 Pa units), pixels below
-the confidence threshold overwritten by a hatch, resized to the model size (bilinear). GE exams
+the confidence threshold overwritten by a hatch, resized to the model size (bilinear). A model
+trained with `--fit pad` first pads a non-square grid (Siemens-style 204 x 256) to a centred
+square, so that a pixel is as wide as it is tall for the network on every vendor's grid
+(`Preprocessing.fit`, `Canvas`). GE exams
 (Stiffness + Confidence) and Siemens exams (masked or unmasked elastogram) are rendered the same
 way from the exam's stiffness and confidence-valid mask, so the model sees one input style.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -75,6 +80,54 @@ def resize_bilinear(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     c0, c1, wc = _bilinear_taps(x.shape[3], shape[1])
     rows = x[:, :, r0, :] * (1 - wr)[:, None] + x[:, :, r1, :] * wr[:, None]
     return (rows[..., c0] * (1 - wc) + rows[..., c1] * wc).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The image the network's input is resized from: the exam grid itself ("stretch"), or the grid
+    zero-padded to a centred square ("pad"); `crop` takes the exam grid back out of it."""
+
+    rows: int
+    columns: int
+    top: int
+    left: int
+    grid: tuple[int, int]
+
+    @staticmethod
+    def for_grid(grid: tuple[int, int], fit: str) -> Canvas:
+        r, c = int(grid[0]), int(grid[1])
+        if fit == "stretch":
+            return Canvas(r, c, 0, 0, (r, c))
+        n = max(r, c)
+        return Canvas(n, n, (n - r) // 2, (n - c) // 2, (r, c))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows, self.columns
+
+    def place(self, x: np.ndarray) -> np.ndarray:
+        """(..., rows, columns) of the exam grid into the canvas, zeros around it."""
+        if self.shape == self.grid:
+            return x
+        out = np.zeros(x.shape[:-2] + self.shape, x.dtype)
+        out[..., self.top : self.top + self.grid[0], self.left : self.left + self.grid[1]] = x
+        return out
+
+    def crop(self, x):
+        """The exam grid out of a (..., rows, columns) canvas array or tensor."""
+        return x[..., self.top : self.top + self.grid[0], self.left : self.left + self.grid[1]]
+
+
+def to_model_input(x: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """(N, C, H, W) on the exam grid to (N, C, size, size) as the network sees it."""
+    canvas = Canvas.for_grid(x.shape[-2:], pre.fit)
+    return resize_bilinear(np.ascontiguousarray(canvas.place(x)), (pre.input_size, pre.input_size))
+
+
+def to_exam_grid(maps: np.ndarray, grid: tuple[int, int], pre: Preprocessing) -> np.ndarray:
+    """(N, K, size, size) network maps back onto the exam grid: the inverse of to_model_input."""
+    canvas = Canvas.for_grid(grid, pre.fit)
+    return np.ascontiguousarray(canvas.crop(resize_bilinear(np.ascontiguousarray(maps, dtype=np.float32), canvas.shape)))
 
 
 def to_model_size(x, size: int):

@@ -86,8 +86,14 @@ def within_margins(exam: Exam, liver: np.ndarray | None, margins: RoiMargins, aw
     """(slices, rows, columns) bool: where an automatic ROI may lie under the margins. A margin whose
     reference is missing (no liver output; no wave images or no clear driver on a slice) keeps all.
     `away` is `away_from_driver(exam, margins.driver_mm)` when the caller already has it."""
-    keep = away_from_driver(exam, margins.driver_mm) if away is None else away.copy()
-    if liver is not None and margins.liver_edge_mm > 0:
+    away = away_from_driver(exam, margins.driver_mm) if away is None else away
+    return margins_region(away, liver, _spacing(exam), margins.liver_edge_mm)
+
+
+def margins_region(away: np.ndarray, liver: np.ndarray | None, spacing_mm: tuple[float, float], liver_edge_mm: float) -> np.ndarray:
+    """`within_margins` on arrays alone, for callers that keep no Exam (training's validation)."""
+    keep = away.copy()
+    if liver is not None and liver_edge_mm > 0:
         for k in range(keep.shape[0]):
-            keep[k] &= ndimage.distance_transform_edt(liver[k], sampling=_spacing(exam)) >= margins.liver_edge_mm
+            keep[k] &= ndimage.distance_transform_edt(liver[k], sampling=spacing_mm) >= liver_edge_mm
     return keep

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.model_file import Preprocessing
-from ..model.preprocess import to_model_size
+from ..model.preprocess import Canvas, to_model_size
 from ..reading.hatch import draw_hatch
 from .augment_config import AugmentConfig
 from .slices import ExamSlices
@@ -59,15 +59,16 @@ def batch_tensors(
     aug: AugmentConfig | None,
     outputs: tuple[str, ...] = ("roi",),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x, y, known) at the model size; bilinear like inference, targets thresholded back to 0/1;
-    known (N, K) marks which target maps exist for each slice."""
+    """(x, y, known) at the model size; placed and resized like inference, targets thresholded back
+    to 0/1; known (N, K) marks which target maps exist for each slice."""
     xs, ys, ks = [], [], []
     for e, s in items:
         ex = exams[e]
-        x = torch.from_numpy(render_slice(ex, s, pre, rng, aug))[None]
+        canvas = Canvas.for_grid(ex.image.shape[-2:], pre.fit)
+        x = torch.from_numpy(canvas.place(render_slice(ex, s, pre, rng, aug)))[None]
         y, known = target_maps(ex, s, outputs)
         xs.append(to_model_size(x, pre.input_size))
-        ys.append(to_model_size(torch.from_numpy(y)[None], pre.input_size))
+        ys.append(to_model_size(torch.from_numpy(canvas.place(y))[None], pre.input_size))
         ks.append(torch.from_numpy(known)[None])
     x, y = torch.cat(xs), torch.cat(ys)
     if rng is not None and aug is not None:

@@ -13,6 +13,7 @@ TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TRAIN_INPUTS = ("elastogram", "elastogram+magnitude")
 TRAIN_OUTPUTS = ("roi", "roi+liver")
 LR_SCHEDULES = ("constant", "cosine")
+INPUT_FITS = ("stretch", "pad")
 
 
 @dataclass
@@ -20,6 +21,7 @@ class TrainConfig:
     architecture: str = UNET_RESNEXT50
     base_channels: int = 64  # plain U-Net only
     input_size: int = 512
+    fit: str = "stretch"  # non-square grids: each axis resized on its own (the paper; the shipped model), or "pad" to a centred square
     epochs: int = 32
     lr: float = 0.005
     lr_schedule: str = "constant"  # the paper's constant rate, or "cosine" (annealed over --epochs; for fine-tuning)
@@ -46,6 +48,8 @@ class TrainConfig:
             raise MREFibrosisError(f"--architecture must be one of {', '.join(ARCHITECTURES)}.")
         if self.input_size < 32 or self.input_size % 32:
             raise MREFibrosisError("--input-size must be a multiple of 32 (e.g. 256 or 512).")
+        if self.fit not in INPUT_FITS:
+            raise MREFibrosisError(f"--fit must be one of {', '.join(INPUT_FITS)}.")
         if self.epochs < 1 or self.batch_size < 1 or self.micro_batch < 0:
             raise MREFibrosisError("--epochs and --batch-size must be at least 1.")
         if not (self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):

@@ -26,7 +26,8 @@ from ..errors import MREFibrosisError
 from ..model.architectures import build_model
 from ..model.inference import dice, roi_from_maps
 from ..model.model_file import ModelInfo, Preprocessing, read_model_file, save_model
-from ..model.preprocess import to_model_size, to_native_size
+from ..model.preprocess import Canvas, to_model_size, to_native_size
+from ..model.roi_margins import RoiMargins, margins_region
 from ..model.torch_runtime import autocast, resolve_device
 from ..results.staged_files import atomic_write_text
 from .augment import render_slice
@@ -62,7 +63,7 @@ class Data:
 
 
 def preprocessing_for(config: TrainConfig) -> Preprocessing:
-    return Preprocessing(input_size=config.input_size, channels=tuple(config.inputs.split("+")))
+    return Preprocessing(input_size=config.input_size, channels=tuple(config.inputs.split("+")), fit=config.fit)
 
 
 def outputs_for(config: TrainConfig) -> tuple[str, ...]:
@@ -101,11 +102,12 @@ def _resolve_precision(config: TrainConfig, device: str) -> str:
 def exam_probability(model, ex: ExamSlices, pre: Preprocessing, device: str, precision: str) -> np.ndarray:
     """The inference pipeline on loaded slices: canonical hatch, resize, forward, back to the native
     grid; (slices, outputs, rows, columns)."""
-    x = torch.from_numpy(np.stack([render_slice(ex, s, pre, None, None) for s in range(ex.n_slices)])).to(device)
+    canvas = Canvas.for_grid(ex.image.shape[-2:], pre.fit)
+    x = torch.from_numpy(canvas.place(np.stack([render_slice(ex, s, pre, None, None) for s in range(ex.n_slices)]))).to(device)
     xs = to_model_size(x, pre.input_size)
     with autocast(device, precision):
         logits = model(xs.contiguous(memory_format=torch.channels_last)).float()
-    return torch.sigmoid(to_native_size(logits, tuple(x.shape[-2:]))).cpu().numpy()
+    return canvas.crop(torch.sigmoid(to_native_size(logits, canvas.shape))).cpu().numpy()
 
 
 @dataclass
@@ -118,14 +120,22 @@ def validate_model(
     model, exams: list[ExamSlices], pre: Preprocessing, device: str, precision: str, thresholds: tuple[float, ...] = (0.5,), has_liver: bool = False
 ) -> Validation:
     """The network runs once per exam whatever the number of thresholds; the ROI is post-processed
-    exactly as at inference (inside the predicted liver for liver-aware models)."""
+    exactly as at inference: inside the predicted liver for liver-aware models, and cut to the
+    engine's default reader margins (`RoiMargins`), so the threshold and the best epoch are chosen
+    for the ROI the software will draw."""
     model.eval()
     scores: dict[float, list[float]] = {t: [] for t in thresholds}
     livers: list[float] = []
+    margins = RoiMargins()
     for ex in exams:
         maps = exam_probability(model, ex, pre, device, precision)
+        away = ex.away_from_driver if ex.away_from_driver is not None else np.ones(ex.allowed.shape, bool)
+
+        def keep(liver, away=away, ex=ex):
+            return margins_region(away, liver, ex.spacing_mm, margins.liver_edge_mm)
+
         for t in thresholds:
-            roi, liver = roi_from_maps(maps, ex.allowed, ex.pixel_area_mm2, t, 1.0, has_liver)
+            roi, liver = roi_from_maps(maps, ex.allowed, ex.pixel_area_mm2, t, 1.0, has_liver, keep)
             scores[t].append(dice(roi, ex.target & ex.allowed))
         if has_liver and ex.liver is not None:
             livers.append(dice(liver, ex.liver))
