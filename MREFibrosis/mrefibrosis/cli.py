@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from .model.model_file import SUPPORTED_FITS
     from .training.config import TrainConfig
 
     d = TrainConfig()
@@ -263,7 +264,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--fit",
         default=d.fit,
-        choices=["stretch", "pad"],
+        choices=SUPPORTED_FITS,
         help=f"non-square exam grids: stretch each axis to the input size (the paper, the shipped model), or pad to a centred square first, keeping the aspect ratio (default {d.fit})",
     )
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import MREFibrosisError
 from ..model.model_file import MAGIC, MAGIC_V1
+from ..model.roi_margins import RoiMargins
 from ..results.staged_files import atomic_write_text
 from .scorer import COLUMNS, ExamScorer, folder_key, read_done
 
@@ -80,7 +81,7 @@ def run_batch(
     preset: str = "seed",
     read_options: dict | None = None,
     runtime: str = "auto",
-    margins=None,
+    margins: RoiMargins | None = None,
 ) -> dict:
     """`margins` (`RoiMargins`; default the engine's) cut every automatic ROI; other margins than the
     defaults become part of the run's model version, so a rerun with other margins scores again."""
@@ -92,9 +93,8 @@ def run_batch(
     out_dir.mkdir(parents=True, exist_ok=True)
     folders = list_exam_folders(input_path)
     version = model_version_of(model)
-    margins_json = None
-    if margins is not None and margins != type(margins)():
-        margins_json = margins.to_json()
+    margins = margins or RoiMargins()
+    if margins != RoiMargins():
         version = f"{version} margins {margins.liver_edge_mm:g}/{margins.driver_mm:g} mm"
     keys = {folder_key(f): f for f in folders}
     todo = [(str(f), k) for k, f in keys.items() if read_done(out_dir, k, version) is None]
@@ -115,7 +115,7 @@ def run_batch(
                 read_options=read_options or {},
                 model_version=version,
                 runtime=runtime,
-                margins=margins_json,
+                margins=margins,
             ),
             batch_size=1,
             concurrency=workers,

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import MREFibrosisError
+from ..model.roi_margins import RoiMargins
 from ..reading.exam_loader import ReadOptions
 from ..results.staged_files import atomic_write_text
 
@@ -98,13 +99,12 @@ class ExamScorer:
         read_options: dict,
         model_version: str,
         runtime: str = "auto",
-        margins: dict | None = None,
+        margins: RoiMargins = RoiMargins(),
     ):
         from ..model.inference import Segmenter
-        from ..model.roi_margins import RoiMargins
 
         self.out_dir = Path(out_dir)
-        self.segmenter = Segmenter(model, device=device, runtime=runtime, margins=RoiMargins(**(margins or {})))
+        self.segmenter = Segmenter(model, device=device, runtime=runtime, margins=margins)
         self.preset = preset
         self.options = ReadOptions(**read_options)
         self.model_version = model_version

@@ -65,7 +65,8 @@ class RoiMargins:
 NO_MARGINS = RoiMargins(0.0, 0.0)
 
 
-def _spacing(exam: Exam) -> tuple[float, float]:
+def pixel_spacing_mm(exam: Exam) -> tuple[float, float]:
+    """(rows, columns) in mm, as distance transforms take it."""
     return (exam.geometry.row_spacing_mm, exam.geometry.column_spacing_mm)
 
 
@@ -78,7 +79,7 @@ def away_from_driver(exam: Exam, driver_mm: float) -> np.ndarray:
     if contact is not None:
         for k in range(keep.shape[0]):
             if contact[k].any():
-                keep[k] = ndimage.distance_transform_edt(~contact[k], sampling=_spacing(exam)) >= driver_mm
+                keep[k] = ndimage.distance_transform_edt(~contact[k], sampling=pixel_spacing_mm(exam)) >= driver_mm
     return keep
 
 
@@ -87,7 +88,7 @@ def within_margins(exam: Exam, liver: np.ndarray | None, margins: RoiMargins, aw
     reference is missing (no liver output; no wave images or no clear driver on a slice) keeps all.
     `away` is `away_from_driver(exam, margins.driver_mm)` when the caller already has it."""
     away = away_from_driver(exam, margins.driver_mm) if away is None else away
-    return margins_region(away, liver, _spacing(exam), margins.liver_edge_mm)
+    return margins_region(away, liver, pixel_spacing_mm(exam), margins.liver_edge_mm)
 
 
 def margins_region(away: np.ndarray, liver: np.ndarray | None, spacing_mm: tuple[float, float], liver_edge_mm: float) -> np.ndarray:

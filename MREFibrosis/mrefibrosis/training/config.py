@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import MREFibrosisError
 from ..model.architecture_names import ARCHITECTURES, UNET_RESNEXT50
+from ..model.model_file import SUPPORTED_FITS
 from .augment_config import AugmentConfig
 
 TRAIN_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TRAIN_INPUTS = ("elastogram", "elastogram+magnitude")
 TRAIN_OUTPUTS = ("roi", "roi+liver")
 LR_SCHEDULES = ("constant", "cosine")
-INPUT_FITS = ("stretch", "pad")
 
 
 @dataclass
@@ -48,8 +48,8 @@ class TrainConfig:
             raise MREFibrosisError(f"--architecture must be one of {', '.join(ARCHITECTURES)}.")
         if self.input_size < 32 or self.input_size % 32:
             raise MREFibrosisError("--input-size must be a multiple of 32 (e.g. 256 or 512).")
-        if self.fit not in INPUT_FITS:
-            raise MREFibrosisError(f"--fit must be one of {', '.join(INPUT_FITS)}.")
+        if self.fit not in SUPPORTED_FITS:
+            raise MREFibrosisError(f"--fit must be one of {', '.join(SUPPORTED_FITS)}.")
         if self.epochs < 1 or self.batch_size < 1 or self.micro_batch < 0:
             raise MREFibrosisError("--epochs and --batch-size must be at least 1.")
         if not (self.lr > 0 and 0 <= self.momentum < 1 and self.weight_decay >= 0):

@@ -15,7 +15,7 @@ from ..errors import MREFibrosisError
 from ..model.inference import allowed_region
 from ..model.model_file import Preprocessing
 from ..model.preprocess import extra_channels, low_confidence_region, windowed_elastogram
-from ..model.roi_margins import RoiMargins, away_from_driver
+from ..model.roi_margins import RoiMargins, away_from_driver, pixel_spacing_mm
 from ..reading.exam_loader import ReadOptions, read_exam
 from ..results.roi_files import read_roi
 from .manifest import ManifestRow
@@ -47,9 +47,8 @@ def load_exam_slices(row: ManifestRow, pre: Preprocessing, options: ReadOptions 
     target = read_roi(row.roi_path, exam.geometry) if row.roi_path is not None else np.zeros(exam.valid.shape, bool)
     liver = read_roi(row.liver_path, exam.geometry) if row.liver_path is not None else None
     image = np.stack([windowed_elastogram(exam, pre)] + extra_channels(exam, pre), axis=1)
-    spacing = (exam.geometry.row_spacing_mm, exam.geometry.column_spacing_mm)
     away = away_from_driver(exam, RoiMargins().driver_mm)
-    return ExamSlices(row, image, low_confidence_region(exam), target, allowed_region(exam), exam.geometry.pixel_area_mm2, liver, away, spacing)
+    return ExamSlices(row, image, low_confidence_region(exam), target, allowed_region(exam), exam.geometry.pixel_area_mm2, liver, away, pixel_spacing_mm(exam))
 
 
 def load_many(rows: list[ManifestRow], pre: Preprocessing, options: ReadOptions = ReadOptions(), progress=None) -> list[ExamSlices]:

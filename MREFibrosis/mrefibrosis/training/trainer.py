@@ -17,6 +17,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -130,10 +131,7 @@ def validate_model(
     for ex in exams:
         maps = exam_probability(model, ex, pre, device, precision)
         away = ex.away_from_driver if ex.away_from_driver is not None else np.ones(ex.allowed.shape, bool)
-
-        def keep(liver, away=away, ex=ex):
-            return margins_region(away, liver, ex.spacing_mm, margins.liver_edge_mm)
-
+        keep = partial(margins_region, away, spacing_mm=ex.spacing_mm, liver_edge_mm=margins.liver_edge_mm)
         for t in thresholds:
             roi, liver = roi_from_maps(maps, ex.allowed, ex.pixel_area_mm2, t, 1.0, has_liver, keep)
             scores[t].append(dice(roi, ex.target & ex.allowed))
