@@ -18,7 +18,7 @@ import slicer
 import vtk
 from slicer import vtkMRMLLabelMapVolumeNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.i18n import tr as _
-from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -55,6 +55,10 @@ class MREFibrosisParameterNode:
     measurementTable: vtkMRMLTableNode
     modelPath: pathlib.Path
     forceCpu: bool = False
+    # the engine's RoiMargins defaults, written out because the engine is not importable before its
+    # packages are installed (a wiring test holds them equal)
+    roiEdgeMm: Annotated[float, WithinRange(0.0, 100.0)] = 10.0
+    roiDriverMm: Annotated[float, WithinRange(0.0, 100.0)] = 25.0
     preset: Annotated[str, Choice(PRESETS)] = "seed"
 
 
@@ -208,7 +212,8 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             logic = self._getLogic(segment=True)
             volume = self._engineVolume(logic)
             model = str(p.modelPath) if p.modelPath and str(p.modelPath) not in ("", ".") else None
-            self._job = logic.start_segment(volume, model, "cpu" if p.forceCpu else "auto")
+            margins = logic.roi_margins(p.roiEdgeMm, p.roiDriverMm)
+            self._job = logic.start_segment(volume, model, "cpu" if p.forceCpu else "auto", margins=margins)
             self.ui.progressBar.setRange(0, 100)
             self.ui.progressBar.value = 0
             self.ui.progressBar.visible = True

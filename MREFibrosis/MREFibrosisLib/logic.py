@@ -17,6 +17,7 @@ import slicer
 
 from mrefibrosis.measure.fibrosis_stages import get_preset
 from mrefibrosis.measure.roi_stats import MIN_AREA_CM2
+from mrefibrosis.model.roi_margins import RoiMargins
 from mrefibrosis.pipeline import ExamResult, process_exam, segment_to_files, write_results
 from mrefibrosis.reading.exam_loader import ReadOptions, read_exam
 from mrefibrosis.results.roi_files import read_roi
@@ -162,13 +163,19 @@ class MREFibrosisLogic:
         return node
 
     # ------------------------------------------------------------------ segment
-    def segmenter(self, model_path=None, device: str = "auto", precision: str = "auto", runtime: str = "auto"):
+    @staticmethod
+    def roi_margins(liver_edge_mm: float, driver_mm: float) -> RoiMargins:
+        """The reader's margins the panel's spin boxes ask for; ValueError (one line) outside 0-100 mm."""
+        return RoiMargins(float(liver_edge_mm), float(driver_mm))
+
+    def segmenter(self, model_path=None, device: str = "auto", precision: str = "auto", runtime: str = "auto", margins: RoiMargins | None = None):
         from mrefibrosis.model.inference import Segmenter
 
-        key = (str(model_path or ""), device, precision, runtime)
+        margins = margins or RoiMargins()
+        key = (str(model_path or ""), device, precision, runtime, margins)
         with self._segmenter_lock:
             if key not in self._segmenters:
-                self._segmenters[key] = Segmenter(model_path, device=device, precision=precision, runtime=runtime)
+                self._segmenters[key] = Segmenter(model_path, device=device, precision=precision, runtime=runtime, margins=margins)
             return self._segmenters[key]
 
     @staticmethod
@@ -181,12 +188,22 @@ class MREFibrosisLogic:
             return False
         return runtime_for(model_path, device=device) == "onnx"
 
-    def segment(self, scene, stiffness_node, validity_node=None, segmentation_node=None, model_path=None, device="auto", precision="auto"):
-        """Run the segmenter in this process (scripts and tests; the panel uses start_segment)."""
+    def segment(
+        self,
+        scene,
+        stiffness_node,
+        validity_node=None,
+        segmentation_node=None,
+        model_path=None,
+        device="auto",
+        precision="auto",
+        margins: RoiMargins | None = None,
+    ):
+        """Run the segmenter in this process (scripts, the review page and tests; the panel uses start_segment)."""
         require_engine_stiffness(stiffness_node)
         validity_node = validity_node or self.validity_node_for(stiffness_node)
         exam = exam_from_nodes(stiffness_node, validity_node)
-        roi = self.segmenter(model_path, device, precision)(exam)
+        roi = self.segmenter(model_path, device, precision, margins=margins)(exam)
         node = self.segmentation_for(scene, stiffness_node, segmentation_node)
         set_roi_segment(node, roi, exam.geometry.ijk_to_lps(), stiffness_node)
         return node
@@ -201,7 +218,7 @@ class MREFibrosisLogic:
         return node
 
     @staticmethod
-    def segment_arguments(identity: ExamIdentity, out_dir, model_path=None, device: str = "auto") -> list[str]:
+    def segment_arguments(identity: ExamIdentity, out_dir, model_path=None, device: str = "auto", margins: RoiMargins | None = None) -> list[str]:
         """Arguments after the interpreter of a child `mrefibrosis segment` for exactly this exam."""
         if not identity.source_folder:
             raise ValueError("this volume has no source folder; load the exam with 'Load MRE exam from folder'.")
@@ -212,10 +229,19 @@ class MREFibrosisLogic:
             cmd += ["--stiffness-series", identity.series_uid]
         if model_path:
             cmd += ["--model", str(model_path)]
+        if margins is not None:
+            cmd += ["--roi-edge-mm", f"{margins.liver_edge_mm:g}", "--roi-driver-mm", f"{margins.driver_mm:g}"]
         return cmd
 
     def start_segment(
-        self, stiffness_node, model_path=None, device: str = "auto", work_dir=None, interpreter: str | None = None, in_process: bool | None = None
+        self,
+        stiffness_node,
+        model_path=None,
+        device: str = "auto",
+        work_dir=None,
+        interpreter: str | None = None,
+        in_process: bool | None = None,
+        margins: RoiMargins | None = None,
     ) -> SegmentJob:
         """Start Segment off the GUI thread: on a thread with the loaded ONNX Runtime segmenter when
         it can run here, else in a child `mrefibrosis segment` process. Both write the same ROI file."""
@@ -224,14 +250,14 @@ class MREFibrosisLogic:
             raise ValueError("this volume has no source folder; load the exam with 'Load MRE exam from folder'.")
         out_dir = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="mrefibrosis-segment-"))
         if in_process if in_process is not None else self.segments_in_process(model_path, device):
-            runner = self._segment_thread(identity, out_dir, model_path, device)
+            runner = self._segment_thread(identity, out_dir, model_path, device, margins)
         else:
-            argv = [interpreter or python_interpreter(), *self.segment_arguments(identity, out_dir, model_path, device)]
+            argv = [interpreter or python_interpreter(), *self.segment_arguments(identity, out_dir, model_path, device, margins)]
             runner = ProcessRunner(argv, env=engine_environment())
         runner.start()
         return SegmentJob(identity, runner, out_dir)
 
-    def _segment_thread(self, identity: ExamIdentity, out_dir: Path, model_path, device: str) -> ThreadRunner:
+    def _segment_thread(self, identity: ExamIdentity, out_dir: Path, model_path, device: str, margins: RoiMargins | None) -> ThreadRunner:
         loaded: list = []
         computing = [False]  # True only while this job holds the segmenter
         state = threading.Lock()  # so a Cancel never reaches a run that belongs to the next job
@@ -240,7 +266,7 @@ class MREFibrosisLogic:
             progress(0.05, "reading the exam")
             exam = read_exam(identity.source_folder, ReadOptions(study=identity.exam_key or None, stiffness_series=identity.series_uid or None))
             progress(0.2, "loading the model")
-            seg = self.segmenter(model_path, device, runtime="onnx")
+            seg = self.segmenter(model_path, device, runtime="onnx", margins=margins)
             loaded.append(seg)
             with self._segment_lock:
                 if cancelled():

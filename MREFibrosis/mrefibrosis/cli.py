@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="seed", metavar="NAME", help="staging preset for Compute and Export (as for measure; default seed)")
     p.add_argument("--model", metavar="FILE", help="model file (.mrefmodel); default: the shipped model")
     p.add_argument("--device", default="auto", metavar="D", help="auto, cpu or cuda[:N]")
+    _add_margin_options(p)
 
     p = sub.add_parser("worker", help="watch a PACS (Orthanc REST or DICOMweb) and store SEG, SR and overlay for each stable MRE study")
     p.add_argument("--config", required=True, metavar="FILE", help="worker JSON config (docs/pacs.md)")
@@ -513,7 +514,9 @@ def cmd_review(args) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)  # their INFO lines are protocol chatter
     request = make_request(args.study, host=args.host, port=args.port, token=args.token, out_dir=args.out, roi_file=args.roi)
     get_preset(args.preset)  # an unknown preset is refused before the page is built
-    return serve(request, model=args.model, device=args.device, use_stored=not args.new_roi, study_key=args.study_key, preset=args.preset)
+    return serve(
+        request, model=args.model, device=args.device, use_stored=not args.new_roi, study_key=args.study_key, preset=args.preset, margins=_margins(args)
+    )
 
 
 def cmd_presets(args) -> int:

@@ -106,3 +106,20 @@ def test_a_study_with_a_stored_roi_opens_with_that_roi(scene, exam_dir, tmp_path
     assert origin.kind == "stored"
     np.testing.assert_array_equal(segment_mask(second.segmentation, second.roi_segment_id, second.nodes.stiffness), edited)
     assert second.compute().mean_kpa == pytest.approx(first.last.measurement.mean_kpa, rel=1e-9)
+
+
+def test_a_new_roi_is_cut_to_the_margins_asked_for(scene, exam_dir, tmp_path):
+    """`review --roi-edge-mm/--roi-driver-mm`: the page's automatic ROI is the CLI's `segment` with the
+    same margins, and the page says which margins it used when they are not the defaults."""
+    from mrefibrosis.model.roi_margins import RoiMargins
+
+    session = ReviewSession(scene)
+    origin = session.open(exam_dir / "dicom", use_stored=False, margins=RoiMargins(0.0, 0.0))
+    assert origin.kind == "segmenter" and "margins 0 mm inside the liver, 0 mm from the driver" in origin.detail
+    mask = segment_mask(session.segmentation, session.roi_segment_id, session.nodes.stiffness)
+    argv = ["-q", "segment", str(exam_dir / "dicom"), "--out", str(tmp_path / "cli"), "--roi-edge-mm", "0", "--roi-driver-mm", "0"]
+    assert cli_main(argv) == 0
+    np.testing.assert_array_equal(mask, read_roi(tmp_path / "cli" / "roi.seg.nrrd", read_exam(exam_dir / "dicom").geometry))
+    default = ReviewSession(scene)
+    assert default.open(exam_dir / "dicom", use_stored=False).detail == "automatic ROI from the segmenter"
+    assert segment_mask(default.segmentation, default.roi_segment_id, default.nodes.stiffness).sum() < mask.sum()

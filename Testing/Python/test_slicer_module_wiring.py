@@ -71,3 +71,17 @@ def test_widget_calls_only_what_the_lib_offers():
     for attr in set(re.findall(r"\bjob\.(\w+)", SOURCE)) - {"runner"}:
         assert hasattr(SegmentJob, attr) or attr in SegmentJob.__dataclass_fields__, attr
     assert "identity" in SegmentJob.__dataclass_fields__
+
+
+def test_panel_margin_defaults_and_range_are_the_engines():
+    """The panel cannot import the engine before its packages are installed, so it writes the
+    margins' defaults out; they must stay the engine's (RoiMargins) and its 0-100 mm range."""
+    from mrefibrosis.model.roi_margins import RoiMargins
+
+    fields = {n.target.id: n for n in _class("MREFibrosisParameterNode").body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    engine = RoiMargins()
+    for name, default in (("roiEdgeMm", engine.liver_edge_mm), ("roiDriverMm", engine.driver_mm)):
+        assert ast.literal_eval(fields[name].value) == default, name
+        assert "WithinRange(0.0, 100.0)" in ast.unparse(fields[name].annotation), name
+    onsegment = ast.unparse(_method(_class("MREFibrosisWidget"), "onSegment"))
+    assert "roi_margins(p.roiEdgeMm, p.roiDriverMm)" in onsegment and "margins=margins" in onsegment

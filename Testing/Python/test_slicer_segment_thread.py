@@ -104,3 +104,30 @@ def test_thread_runner_reports_errors_as_one_line_and_cancels_through_its_hook()
     r.start()
     assert r.cancel(grace_seconds=5) is True
     assert r.poll().state is RunState.CANCELLED and r.result is None
+
+
+def test_panel_margins_cut_the_roi_alike_on_the_thread_and_in_the_child_process(scene, sim_exam, tmp_path):
+    """The panel's margin spin boxes reach both ways Segment runs: the thread's ROI with margins off
+    equals `mrefibrosis segment` run with the child process's arguments, and differs from the default."""
+    from mrefibrosis.reading.exam_loader import read_exam
+
+    logic = MREFibrosisLogic()
+    nodes = logic.load_exam(scene, sim_exam / "dicom")
+    off = logic.roi_margins(0, 0)
+    rois = {}
+    for name, margins in (("default", None), ("off", off)):
+        job = logic.start_segment(nodes.stiffness, device="cpu", work_dir=tmp_path / name, margins=margins)
+        assert job.runner.wait(120).state is RunState.SUCCEEDED, job.runner.output[-3:]
+        rois[name] = job.roi_file
+    argv = logic.segment_arguments(job.identity, tmp_path / "child", device="cpu", margins=off)
+    assert argv[:2] == ["-m", "mrefibrosis"] and argv[-4:] == ["--roi-edge-mm", "0", "--roi-driver-mm", "0"]
+    assert "--roi-edge-mm" not in logic.segment_arguments(job.identity, tmp_path / "x", device="cpu")
+    assert cli_main(["-q", *argv[2:]]) == 0
+    geometry = read_exam(sim_exam / "dicom").geometry
+    child = read_roi(tmp_path / "child" / "roi.seg.nrrd", geometry)
+    thread_off, thread_default = (read_roi(rois[k], geometry) for k in ("off", "default"))
+    assert np.array_equal(child, thread_off)
+    assert thread_off.sum() > thread_default.sum() > 0  # the margins only ever take pixels away
+    assert len(logic._segmenters) == 2  # one loaded segmenter per set of margins
+    with pytest.raises(ValueError, match="between 0 and 100 mm"):
+        logic.roi_margins(150, 25)
