@@ -41,6 +41,9 @@ TTA_AGREEMENT_WARN = 0.7  # Dice between the plain and the shifted prediction: b
 DRIVER_MM = 25.0
 DRIVER_SHARE_WARN = 0.5
 DRIVER_SHARE_FAIL = 0.9
+# A slice whose phase offsets correlate less than this on the magnitude images is misregistered
+# (breath-hold mismatch; evidence and the rule in breath_hold.py).
+MIN_OFFSET_AGREEMENT = 0.7
 
 FLAG_SMALL_CONFIDENT_LIVER = "small_confident_liver"
 FLAG_LIVER_EDGE = "roi_at_liver_edge"
@@ -60,6 +63,7 @@ class QcSettings:
     driver_mm: float = DRIVER_MM
     driver_share_warn: float = DRIVER_SHARE_WARN
     driver_share_fail: float = DRIVER_SHARE_FAIL
+    min_offset_agreement: float = MIN_OFFSET_AGREEMENT
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import RoiError
 from ..reading.exam import Exam
 from ..reading.findings import READER_WARNING_FLAGS
+from .breath_hold import FLAG_OFFSETS_MISREGISTERED, misregistration_findings
 from .fibrosis_stages import Preset, get_preset, stage_for
 from .qc import (
     FLAG_DARK_LIVER,
@@ -49,6 +50,7 @@ WARNING_FLAGS = frozenset(
         FLAG_TTA,
         FLAG_SMALL_CONFIDENT_LIVER,
         FLAG_UNDER_DRIVER,
+        FLAG_OFFSETS_MISREGISTERED,
     }
     | READER_WARNING_FLAGS
 )
@@ -207,11 +209,18 @@ def measure_roi(
         share = 100.0 * outside_total / max(1, pooled.pixels)
         messages.append(f"{outside_total} ROI pixels ({share:.1f} %) lie below {exam.confidence_threshold:.0%} confidence")
     status = Status.OK
-    for finding in exam.findings:  # what the reader noticed in the files (a lost slice, a per-slice rescale, ...)
-        flags.append(finding.flag)
-        messages.append(finding.message)
-        if finding.indeterminate and status is Status.OK:
-            reason, status, reason_flag = finding.message, Status.INDETERMINATE, finding.flag
+
+    def note(findings) -> None:
+        """Flags and messages of findings (ReaderFinding, QcFinding); the first indeterminate one decides."""
+        nonlocal reason, status, reason_flag
+        for finding in findings:
+            flags.append(finding.flag)
+            messages.append(finding.message)
+            if finding.indeterminate and status is Status.OK:
+                reason, status, reason_flag = finding.message, Status.INDETERMINATE, finding.flag
+
+    note(exam.findings)  # what the reader noticed in the files (a lost slice, a per-slice rescale, ...)
+    note(misregistration_findings(exam, usable, qc.min_offset_agreement))
     if pooled.area_cm2 < min_area_cm2 and status is Status.OK:
         flags.append(FLAG_SMALL_AREA)
         reason = f"valid ROI area {pooled.area_cm2:.2f} cm2 is under {min_area_cm2:g} cm2: indeterminate (technical failure)"
@@ -224,11 +233,7 @@ def measure_roi(
         flags.append(FLAG_DARK_LIVER)
         messages.append(dark)
         reason, status, reason_flag = dark, Status.INDETERMINATE, FLAG_DARK_LIVER
-    for finding in segmentation_findings(exam, usable, liver, tta_agreement, qc):
-        flags.append(finding.flag)
-        messages.append(finding.message)
-        if finding.indeterminate and status is Status.OK:
-            reason, status, reason_flag = finding.message, Status.INDETERMINATE, finding.flag
+    note(segmentation_findings(exam, usable, liver, tta_agreement, qc))
     stage = None
     if status is Status.OK:
         if exam.driver_frequency_hz is None:

@@ -154,8 +154,13 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def allowed_region(exam: Exam) -> np.ndarray:
-    """Where an ROI may lie: valid stiffness, and confident where the exam has confidence data."""
-    return exam.valid & exam.confidence_valid if exam.confidence_valid is not None else exam.valid.copy()
+    """Where an automatic ROI may lie: valid stiffness, confident where the exam has confidence data,
+    and not on a slice whose phase offsets disagree (a reader leaves a breath-hold mismatch out)."""
+    from ..measure.breath_hold import misregistered_slices
+
+    allowed = exam.valid & exam.confidence_valid if exam.confidence_valid is not None else exam.valid.copy()
+    allowed[misregistered_slices(exam)] = False
+    return allowed
 
 
 def postprocess_mask(prob: np.ndarray, allowed: np.ndarray, pixel_area_mm2: float, threshold: float, min_piece_cm2: float) -> np.ndarray:

@@ -38,6 +38,9 @@ class Exam:
     confidence_valid: np.ndarray | None  # bool: confidence >= threshold; None when the exam has no confidence data
     confidence: np.ndarray | None = None  # float32 0-1 when a confidence map exists
     magnitude: np.ndarray | None = None  # float32, mean over phase offsets
+    # per slice, how alike the magnitude images of the phase offsets are (reading.offset_agreement; NaN
+    # where a slice had one image); None when the magnitude series holds one image a position
+    offset_agreement: np.ndarray | None = None
     wave_amplitude: np.ndarray | None = None  # float32, relative: first temporal harmonic of the wave/phase images (finds the driver)
     driver_frequency_hz: float | None = None
     unit_source: str = ""

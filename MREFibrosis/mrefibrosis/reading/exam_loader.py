@@ -22,7 +22,8 @@ from .findings import (
     ReaderFinding,
 )
 from .hatch import estimate_period, fit_line_families, hatch_from_twin, hatch_without_twin, low_confidence_from_lines, low_confidence_region
-from .optional_series import raw_halves, read_on_grid
+from .offset_agreement import offset_agreement
+from .optional_series import raw_halves, read_with_figures_on_grid
 from .series import ScanResult, SeriesInfo, scan_folder
 from .stacks import Stack, align_to, load_stack
 from .units import DEFAULT_VENDOR_UNITS, UNIT_TO_KPA, stiffness_unit_mapping, unit_from_window
@@ -415,7 +416,7 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
     if not valid.any():
         notes.append("no valid stiffness pixels in the elastogram")
 
-    magnitude = _magnitude(series, geom, options, used, notes, findings)
+    magnitude, agreement = _magnitude(series, geom, options, used, notes, findings)
     wave_amplitude = load_wave_amplitude(series, geom, options.limits, used, findings) if options.read_waves else None
     frequency = next((s.driver_frequency_hz for s in series if s.driver_frequency_hz), None)
     identifiers = {}
@@ -432,6 +433,7 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
         confidence_valid=confidence_valid,
         confidence=confidence,
         magnitude=magnitude,
+        offset_agreement=agreement,
         wave_amplitude=wave_amplitude,
         driver_frequency_hz=frequency,
         unit_source=converted.unit_source,
@@ -445,9 +447,10 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
     )
 
 
-def _magnitude(series, geom, options, used, notes, findings) -> np.ndarray | None:
-    """The magnitude image on the elastogram's grid; a damaged or oversized optional series is
-    skipped with a warning, never fatal, and never decoded when its grid cannot match."""
+def _magnitude(series, geom, options, used, notes, findings) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The magnitude image on the elastogram's grid (mean over the phase offsets) and how alike the
+    offsets were per slice (`offset_agreement`); a damaged or oversized optional series is skipped
+    with a warning, never fatal, and never decoded when its grid cannot match."""
     for s in series:
         if s.role == roles.MAGNITUDE:
             refs = s.instances
@@ -458,10 +461,13 @@ def _magnitude(series, geom, options, used, notes, findings) -> np.ndarray | Non
         if (s.rows, s.columns) != (geom.rows, geom.columns):
             notes.append(f"{s.label}: {s.rows} x {s.columns} images do not lie on the elastogram's {geom.rows} x {geom.columns} grid; not read")
             continue
-        magnitude = read_on_grid(s, refs, geom, options.limits, "magnitude", used, findings, average_same_position=True)
-        if magnitude is not None:
-            return magnitude
-    return None
+        found = read_with_figures_on_grid(
+            s, refs, geom, options.limits, "magnitude", used, findings, average_same_position=True, figure_of_same_position=offset_agreement
+        )
+        if found is not None:
+            magnitude, agreement = found
+            return magnitude, agreement if agreement is not None and np.isfinite(agreement).any() else None
+    return None, None
 
 
 def read_exam(path, options: ReadOptions = ReadOptions()) -> Exam:

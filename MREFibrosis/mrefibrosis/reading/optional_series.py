@@ -27,6 +27,15 @@ def read_on_grid(
     s: SeriesInfo, refs: list[InstanceRef], geom: Geometry, limits, what: str, used: list[SeriesUse], findings: list[ReaderFinding], **load_options
 ) -> np.ndarray | None:
     """The series' images on the elastogram's slices as float32, or None when it cannot be used."""
+    found = read_with_figures_on_grid(s, refs, geom, limits, what, used, findings, **load_options)
+    return found[0] if found is not None else None
+
+
+def read_with_figures_on_grid(
+    s: SeriesInfo, refs: list[InstanceRef], geom: Geometry, limits, what: str, used: list[SeriesUse], findings: list[ReaderFinding], **load_options
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """`read_on_grid` with the per-slice figures of `load_stack(figure_of_same_position=...)` on the
+    same slices (None without that option)."""
     try:
         st = load_stack(s, limits, instances=refs, **load_options)
     except MREFibrosisError as exc:
@@ -36,4 +45,5 @@ def read_on_grid(
     if any(m is None for m in match):
         return None
     used.append(SeriesUse(s.role, s.series_number, s.description, len(refs)))
-    return np.stack([st.stored[m] for m in match]).astype(np.float32)
+    figures = np.array([st.figures[m] for m in match], np.float32) if st.figures is not None else None
+    return np.stack([st.stored[m] for m in match]).astype(np.float32), figures

@@ -22,6 +22,7 @@ class Stack:
     stored: np.ndarray  # (slices, rows, columns), original dtype where possible
     geometry: Geometry
     headers: list[Dataset]  # one per slice, same order
+    figures: np.ndarray | None = None  # one per slice from load_stack's figure_of_same_position, NaN where a position had one image
 
 
 @dataclass
@@ -33,6 +34,7 @@ class _Plane:
     image: np.ndarray
     header: Dataset
     instance_number: int
+    figure: float = float("nan")
 
 
 MAX_ABS_POSITION_MM = 1e5  # a scanner's field of view is well under a metre
@@ -118,10 +120,12 @@ def load_stack(
     instances: list[InstanceRef] | None = None,
     average_same_position: bool = False,
     combine_same_position: Callable[[np.ndarray], np.ndarray] | None = None,
+    figure_of_same_position: Callable[[np.ndarray], float] | None = None,
 ) -> Stack:
     """Decode the series; images sharing a position are averaged (magnitude), combined in acquisition
     order by `combine_same_position` ((time, rows, columns) -> (rows, columns): wave images), or
-    refused (maps)."""
+    refused (maps). `figure_of_same_position` ((time, rows, columns) -> float) describes each
+    position's images before they are combined (Stack.figures: how alike a slice's offsets are)."""
     label = info.label
     planes: list[_Plane] = []
     refs = instances if instances is not None else info.instances
@@ -141,18 +145,21 @@ def load_stack(
         if np.max(np.abs(np.subtract(p.spacing, first.spacing))) > 1e-4:
             raise SeriesError(f"{label}: images with different pixel spacings in one series.")
     if average_same_position or combine_same_position is not None:
-        planes = _combine_same_position(planes, first.orientation, combine_same_position or _mean_over_time)
+        planes = _combine_same_position(planes, first.orientation, combine_same_position or _mean_over_time, figure_of_same_position)
     rows, cols = first.image.shape
     geom, order = build_geometry([p.position for p in planes], first.orientation, first.spacing, rows, cols, first.thickness, label)
     stored = np.stack([planes[i].image for i in order])
-    return Stack(info=info, stored=stored, geometry=geom, headers=[planes[i].header for i in order])
+    figures = np.array([planes[i].figure for i in order]) if figure_of_same_position is not None else None
+    return Stack(info=info, stored=stored, geometry=geom, headers=[planes[i].header for i in order], figures=figures)
 
 
 def _mean_over_time(frames: np.ndarray) -> np.ndarray:
     return frames.mean(axis=0)
 
 
-def _combine_same_position(planes: list[_Plane], orientation: np.ndarray, combine: Callable[[np.ndarray], np.ndarray]) -> list[_Plane]:
+def _combine_same_position(
+    planes: list[_Plane], orientation: np.ndarray, combine: Callable[[np.ndarray], np.ndarray], figure: Callable[[np.ndarray], float] | None = None
+) -> list[_Plane]:
     normal = np.cross(orientation[:3], orientation[3:6])
     groups: dict[int, list[_Plane]] = {}
     for p in planes:
@@ -160,9 +167,11 @@ def _combine_same_position(planes: list[_Plane], orientation: np.ndarray, combin
     out = []
     for members in groups.values():
         members = sorted(members, key=lambda m: m.instance_number)  # acquisition order of the time points
-        combined = combine(np.stack([m.image.astype(np.float32) for m in members])).astype(np.float32)
+        frames = np.stack([m.image.astype(np.float32) for m in members])
+        combined = combine(frames).astype(np.float32)
         m0 = members[0]
-        out.append(_Plane(m0.position, m0.orientation, m0.spacing, m0.thickness, combined, m0.header, m0.instance_number))
+        value = figure(frames) if figure is not None and len(members) > 1 else float("nan")
+        out.append(_Plane(m0.position, m0.orientation, m0.spacing, m0.thickness, combined, m0.header, m0.instance_number, value))
     return out
 
 
