@@ -87,10 +87,9 @@ class ReviewSession:
             self.segmentation = self.logic.import_roi_file(self.scene, self.nodes.stiffness, stored)
             self.origin = RoiOrigin("stored", "the MREFibrosis ROI stored in the study (DICOM SEG)")
         else:
-            margins = margins or RoiMargins()
             self.segmentation = self.logic.segment(self.scene, self.nodes.stiffness, model_path=model, device=device, margins=margins)
             detail = "automatic ROI from the segmenter"
-            if margins != RoiMargins():
+            if margins not in (None, RoiMargins()):  # the Lib applies the defaults when none are given
                 detail += f" (margins {margins.liver_edge_mm:g} mm inside the liver, {margins.driver_mm:g} mm from the driver)"
             self.origin = RoiOrigin("segmenter", detail)
         return self.origin
