@@ -1,5 +1,5 @@
 """Realism of the simulator: simulate N GE-style exams, read them back with the engine as a scanner
-export, and print the twelve texture figures of docs (domain section 5) next to the real GE exam and
+export, and print the fourteen texture figures of docs (domain section 5) next to the real GE exam and
 the bounds a realistic cohort must meet (median over exams).
 
     python benchmarks/bench_realism.py --n 5 --seed 31 [--stage-mix F0=1,F1=1] [--plot PNG] [--json FILE]

@@ -49,4 +49,5 @@ exec "$VPY" -m pytest -q -p no:cacheprovider \
   Testing/Python/test_metrics.py Testing/Python/test_process_runner.py Testing/Python/test_slicer_exam_identity.py Testing/Python/test_slicer_logic.py \
   Testing/Python/test_slicer_module_wiring.py Testing/Python/test_packaging.py Testing/Python/test_cli.py \
   Testing/Python/test_onnx_runtime.py Testing/Python/test_slicer_segment_thread.py Testing/Python/test_review_session.py \
-  Testing/Python/test_review_launch.py "$@"
+  Testing/Python/test_review_launch.py Testing/Python/test_breath_hold.py Testing/Python/test_real_figures_exam.py \
+  Testing/Python/test_siemens_raw_real.py "$@"

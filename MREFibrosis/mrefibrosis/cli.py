@@ -216,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="cohort seed: the same seed gives the same files")
     p.add_argument("--stage-mix", metavar="MIX", help="weights of drawn fibrosis stages, e.g. F0=1,F1=1,F2=1,F3=1,F4=1")
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.add_argument(
+        "--failure",
+        metavar="MODE",
+        help="technical failure of every exam: none, iron_overload, ascites, breath_hold, driver_off or very_stiff (default: drawn at the cohort rates)",
+    )
     p.add_argument("--preview", metavar="PNG", help="also draw a sheet of the first exam into PNG")
 
     p = sub.add_parser("export-onnx", help="write a model's ONNX Runtime graph (weights stay in the model file) and check it against torch")
@@ -529,18 +534,19 @@ def cmd_presets(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .synth.cohort import generate_cohort, parse_stage_mix, preview_png
+    from .synth.cohort import generate_cohort, parse_failure, parse_stage_mix, preview_png
 
     if args.n < 1 or args.n > 100000:
         raise MREFibrosisError("--n must be between 1 and 100000.")
     mix = parse_stage_mix(args.stage_mix)
+    failure = parse_failure(args.failure)
     out = Path(args.out)
 
     def progress(done, total):
         if done == total or done % max(1, total // 20) == 0:
             log.info("synth: %d/%d exams", done, total)
 
-    truths = generate_cohort(out, args.n, args.seed, args.vendor, mix, args.workers, progress)
+    truths = generate_cohort(out, args.n, args.seed, args.vendor, mix, args.workers, progress, failure)
     ok = sum(t["status"] == "ok" for t in truths)
     log.info("wrote %d exams to %s (%d ok, %d indeterminate)", len(truths), out, ok, len(truths) - ok)
     if args.preview:

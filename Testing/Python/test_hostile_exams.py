@@ -276,6 +276,27 @@ def test_lost_inner_slice_is_flagged(ge, how):
         assert "duplicate_images" in m.warnings
 
 
+@pytest.mark.parametrize("edge", [0, -1])
+def test_lost_edge_slice_is_witnessed_by_the_other_series(ge, edge):
+    """A lost first or last elastogram slice leaves no gap in the elastogram's own positions: the
+    confidence (and magnitude, wave) series of the same acquisition still hold that position."""
+    fx, roi, _ = ge
+    files = stiffness_files(fx.path)
+    files[edge].unlink()
+    m = process_exam(fx.path, roi).measurement
+    assert "slice_gap" in m.warnings
+    assert any("missing from the elastogram" in msg and "Confidence" in msg for msg in m.messages)
+
+
+def test_a_complete_exam_whose_series_announce_the_raw_image_count_has_no_gap(ge):
+    """ImagesInAcquisition on a real GE exam is the raw acquisition's count (64 for 8 slices x 4
+    offsets x 2), not the number of stiffness slices: never a reason for slice_gap."""
+    fx, roi, _ = ge
+    for f in stiffness_files(fx.path) + confidence_files(fx.path):
+        _edit(f, lambda ds: setattr(ds, "ImagesInAcquisition", 64))
+    assert "slice_gap" not in process_exam(fx.path, roi).measurement.flags
+
+
 def test_confidence_on_another_pixel_spacing_is_not_used(ge):
     fx, roi, _ = ge
     for f in confidence_files(fx.path):

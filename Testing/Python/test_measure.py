@@ -48,13 +48,18 @@ def test_invalid_pixels_never_counted_and_confidence_flag():
     valid = np.ones(v.shape, bool)
     valid[0, :5] = False
     conf = valid.copy()
-    conf[0, 5:8] = False
+    conf[0, 5:10] = False  # 100 of the 300 valid ROI pixels (33 %) below the confidence threshold
     roi = np.ones(v.shape, bool)
     m = measure_roi(_exam(v, valid, conf), roi)
     assert m.mean_kpa == pytest.approx(float(v[valid].mean()), rel=1e-6)
     assert m.pooled.pixels == valid.sum()
     assert FLAG_OUTSIDE_CONFIDENCE in m.flags
-    assert m.slices[0].outside_confidence_pixels == 3 * 20
+    assert m.slices[0].outside_confidence_pixels == 5 * 20
+    # the real GE reader's ROI had 18 % of its pixels below 95 %: how readers draw, no warning
+    conf[0, 5:10] = True
+    conf[0, 5:8, :18] = False  # 54 of 300 = 18 %
+    m = measure_roi(_exam(v, valid, conf), roi)
+    assert FLAG_OUTSIDE_CONFIDENCE not in m.flags and m.slices[0].outside_confidence_pixels == 54
 
 
 def test_small_area_is_indeterminate_without_numbers():

@@ -95,3 +95,29 @@ def test_provenance_names_the_roi_source_and_inputs(exam_dir):
     edited = results["warned"].to_json()
     assert edited["provenance"]["roi_source"] == {"kind": "edited", "name": "Segment_1"}
     assert edited["exam"]["roi_source"] == "Slicer segment Segment_1"
+
+
+def test_a_number_built_on_part_of_the_exam_says_so_everywhere(exam_dir):
+    """An ROI that leaves slices out, one of them because its offsets moved (breath-hold mismatch):
+    every rendering says "measured on k of n slices" and why (#30)."""
+    exam = read_exam(exam_dir / "dicom")
+    roi = read_roi(exam_dir / "roi.seg.nrrd", exam.geometry)
+    drawn = np.flatnonzero(roi.any(axis=(1, 2)))
+    assert drawn.size >= 2
+    moved = int(drawn[0])
+    exam.offset_shift_mm = np.zeros(exam.n_slices, np.float32)
+    exam.offset_shift_mm[moved] = 9.0  # that slice's offsets lie 9 mm apart
+    partial = roi.copy()
+    partial[moved] = False  # the reader leaves it out, as the automatic ROI does
+    result = process_exam(exam, roi_mask=partial, roi_name="Segment_1")
+    k, n = int(partial.any(axis=(1, 2)).sum()), exam.n_slices
+    coverage = f"measured on {k} of {n} slices; slice {moved} left out: the anatomy moved between their phase offsets (breath-hold mismatch)"
+    assert result.status is Status.OK and coverage in result.status_text
+    rows = list(csv.DictReader(io.StringIO(result.csv_text())))
+    payload = result.to_json()
+    assert coverage in rows[-1]["status_detail"] and coverage in payload["status_detail"] and coverage in result.summary_line()
+    assert payload["coverage"] == {"slices_measured": k, "slices_total": n, "slices_left_out": {str(moved): result.measurement.slices_left_out[moved]}}
+    assert coverage in _table(result)["status_detail"]
+    assert f"{k} of {n} slices" in " ".join(_overlay_text(result))
+    sr = _sr_text(result)
+    assert "Number of slices measured" in sr and "Number of slices in the exam" in sr

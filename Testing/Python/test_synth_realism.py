@@ -33,7 +33,7 @@ def _figures(folder):
 
 
 def test_texture_figures_of_a_small_cohort_inside_the_bounds(ge_cohort):
-    """All twelve figures (median over three exams, as the realism benchmark computes them) inside
+    """All fourteen figures (median over three exams, as the realism benchmark computes them) inside
     the bounds around the real GE exam: no soft tissue around the liver, blobs of about 1.5 cm,
     confident patches rather than one region, a liver of realistic brightness."""
     per_exam = [_figures(folder) for folder in ge_cohort]

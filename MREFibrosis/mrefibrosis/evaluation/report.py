@@ -50,6 +50,7 @@ PER_EXAM_COLUMNS = [
     "error",
     "outside_liver",
     "status_detail",
+    "flags",  # every rule that fired, warning or not (the QC's false-alarm counts come from here)
 ]
 
 
@@ -207,6 +208,7 @@ def _per_exam_csv(evals: list[ExamEvaluation]) -> str:
                 e.error or "",
                 f(e.outside_liver),
                 e.status_detail,
+                ";".join(e.flags),
             ]
         )
     return buf.getvalue()

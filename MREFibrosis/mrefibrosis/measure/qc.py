@@ -41,9 +41,18 @@ TTA_AGREEMENT_WARN = 0.7  # Dice between the plain and the shifted prediction: b
 DRIVER_MM = 25.0
 DRIVER_SHARE_WARN = 0.5
 DRIVER_SHARE_FAIL = 0.9
-# A slice whose phase offsets correlate less than this on the magnitude images is misregistered
-# (breath-hold mismatch; evidence and the rule in breath_hold.py).
-MIN_OFFSET_AGREEMENT = 0.7
+# Breath-hold mismatch between phase offsets (the rule and its evidence in breath_hold.py and
+# docs/qc-rules.md): an offset shifted in-plane by more than this against the others ...
+MAX_OFFSET_SHIFT_MM = 6.0
+# ... or a slice whose offsets decorrelate this many times, and this much more, than the exam's median
+OFFSET_DECORRELATION_RATIO = 3.0
+OFFSET_DECORRELATION_EXCESS = 0.4
+# Share of an ROI's pixels below the confidence threshold above which a warning is raised. Evidence:
+# the reader's ROI on the real GE exam has 82 % of its pixels at >= 95 % confidence (domain doc
+# section 1), so a few pixels outside are how readers draw (assumed; a site may lower it).
+MAX_SHARE_OUTSIDE_CONFIDENCE = 0.25
+# When QC leaves out more than this share of the exam's slices, the rest is not the exam: indeterminate
+MAX_SHARE_SLICES_LEFT_OUT = 0.5
 
 FLAG_SMALL_CONFIDENT_LIVER = "small_confident_liver"
 FLAG_LIVER_EDGE = "roi_at_liver_edge"
@@ -63,7 +72,11 @@ class QcSettings:
     driver_mm: float = DRIVER_MM
     driver_share_warn: float = DRIVER_SHARE_WARN
     driver_share_fail: float = DRIVER_SHARE_FAIL
-    min_offset_agreement: float = MIN_OFFSET_AGREEMENT
+    max_offset_shift_mm: float = MAX_OFFSET_SHIFT_MM
+    offset_decorrelation_ratio: float = OFFSET_DECORRELATION_RATIO
+    offset_decorrelation_excess: float = OFFSET_DECORRELATION_EXCESS
+    max_share_slices_left_out: float = MAX_SHARE_SLICES_LEFT_OUT
+    max_share_outside_confidence: float = MAX_SHARE_OUTSIDE_CONFIDENCE
 
 
 @dataclass(frozen=True)

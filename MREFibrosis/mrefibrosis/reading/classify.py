@@ -34,10 +34,12 @@ class Signature:
     source: str
     tokens: frozenset
     role: str
+    verified: bool = False  # checked on a real scanner file (the others are assumed)
 
 
-# From a public series classifier (docs: mre-domain.md section 7): **assumed**, not checked on real
-# files, so a site can pass its own list (ReadOptions.signatures). Checked in order; first match wins.
+# From a public series classifier (docs: mre-domain.md section 7): **assumed** unless marked verified
+# (the MOSAIC one: checked on a real Siemens Prisma raw export, shared/data/siemens-brain-mre-raw), so a
+# site can pass its own list (ReadOptions.signatures). Checked in order; first match wins.
 ASSUMED_SIGNATURES: tuple[Signature, ...] = (
     Signature("Resoundant MMDI3D", frozenset({"MMDI3D", "STIFFNESS"}), STIFFNESS),
     Signature("Resoundant MMDI3D", frozenset({"MMDI3D", "CONFIDENCE"}), CONFIDENCE),
@@ -46,7 +48,7 @@ ASSUMED_SIGNATURES: tuple[Signature, ...] = (
     Signature("Philips MRE", frozenset({"MRE", "P"}), PHASE),
     Signature("Philips MRE", frozenset({"MRE", "M_SE"}), MAGNITUDE),
     Signature("Philips MRE", frozenset({"MRE", "FFE"}), MAGNITUDE),
-    Signature("Siemens research MOSAIC", frozenset({"MOSAIC"}), RAW_RESEARCH),
+    Signature("Siemens research MOSAIC", frozenset({"MOSAIC"}), RAW_RESEARCH, verified=True),
 )
 
 _STIFF_WORDS = ("stiff", "elasto", "kpa", "shear modulus", "mre map", "elastogram")
@@ -70,7 +72,10 @@ def classify(info: SeriesInfo, signatures: tuple[Signature, ...] = ASSUMED_SIGNA
         return COLOR, f"colour image ({info.photometric}, {info.samples_per_pixel} samples): shown, never measured"
     for sig in signatures:
         if sig.tokens <= image_type:
-            return sig.role, f"ImageType holds {'/'.join(sorted(sig.tokens))}: {sig.source} {sig.role.replace('_', ' ')} (assumed signature)"
+            return (
+                sig.role,
+                f"ImageType holds {'/'.join(sorted(sig.tokens))}: {sig.source} {sig.role.replace('_', ' ')} ({'verified' if sig.verified else 'assumed'} signature)",
+            )
     if info.private_mre_tag.upper().replace(" ", "") == "MR-TOUCH" and "ORIGINAL" in image_type:
         return RAW_MRE, "GE private (0019,109C) = MR-Touch on an ORIGINAL series: phase then magnitude images"
     seq = info.sequence_name.lower()

@@ -38,9 +38,13 @@ class Exam:
     confidence_valid: np.ndarray | None  # bool: confidence >= threshold; None when the exam has no confidence data
     confidence: np.ndarray | None = None  # float32 0-1 when a confidence map exists
     magnitude: np.ndarray | None = None  # float32, mean over phase offsets
-    # per slice, how alike the magnitude images of the phase offsets are (reading.offset_agreement; NaN
-    # where a slice had one image); None when the magnitude series holds one image a position
+    # per slice, how the magnitude images of the phase offsets differ (reading.offset_agreement): the
+    # lowest correlation of one offset with the others, the largest in-plane shift between two offsets
+    # in mm, the variation of their brightness; NaN where a slice has no figure,
+    # None without per-offset images
     offset_agreement: np.ndarray | None = None
+    offset_shift_mm: np.ndarray | None = None
+    offset_intensity_cv: np.ndarray | None = None
     wave_amplitude: np.ndarray | None = None  # float32, relative: first temporal harmonic of the wave/phase images (finds the driver)
     driver_frequency_hz: float | None = None
     unit_source: str = ""

@@ -22,9 +22,10 @@ from .findings import (
     ReaderFinding,
 )
 from .hatch import estimate_period, fit_line_families, hatch_from_twin, hatch_without_twin, low_confidence_from_lines, low_confidence_region
-from .offset_agreement import offset_agreement
+from .offset_agreement import FIGURE_NAMES, offset_figures
 from .optional_series import raw_halves, read_with_figures_on_grid
 from .series import ScanResult, SeriesInfo, scan_folder
+from .slice_witnesses import Witness, missing_slice_findings
 from .stacks import Stack, align_to, load_stack
 from .units import DEFAULT_VENDOR_UNITS, UNIT_TO_KPA, stiffness_unit_mapping, unit_from_window
 from .waves import load_wave_amplitude
@@ -287,7 +288,8 @@ def _confidence_scale(raw: np.ndarray, label: str) -> float:
 
 
 def _slice_findings(stack: Stack) -> list[ReaderFinding]:
-    """Lost or shadowed slices: a gap in the slice positions, duplicates dropped, or fewer images than announced."""
+    """Lost or shadowed slices seen in the elastogram itself: a gap in the slice positions, duplicates
+    dropped. (ImagesInAcquisition is not a slice count: `slice_witnesses`.)"""
     out = []
     geom = stack.geometry
     label = stack.info.label
@@ -306,12 +308,6 @@ def _slice_findings(stack: Stack) -> list[ReaderFinding]:
         )
     if stack.info.duplicates:
         out.append(ReaderFinding(FLAG_DUPLICATE_IMAGES, f"{label}: {stack.info.duplicates} image(s) repeat another one's SOP instance and were left out"))
-    try:
-        announced = int(stack.headers[0].get("ImagesInAcquisition", 0) or 0)
-    except Exception:
-        announced = 0
-    if announced > geom.n_slices and not any(f.flag == FLAG_SLICE_GAP for f in out):
-        out.append(ReaderFinding(FLAG_SLICE_GAP, f"{label}: {geom.n_slices} slices found, {announced} announced (ImagesInAcquisition): a slice is missing"))
     return out
 
 
@@ -321,7 +317,7 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
         return _build_exam(study_uid, series, options)
 
 
-def _load_confidence(series: list[SeriesInfo], geom, kpa_shape, options: ReadOptions, notes: list, findings: list, used: list):
+def _load_confidence(series: list[SeriesInfo], geom, kpa_shape, options: ReadOptions, notes: list, findings: list, used: list, witnesses: list):
     """(confidence 0-1, its source) from the first confidence series on the elastogram's grid."""
     for cs in [s for s in series if s.role == roles.CONFIDENCE]:
         try:
@@ -335,6 +331,7 @@ def _load_confidence(series: list[SeriesInfo], geom, kpa_shape, options: ReadOpt
                 ReaderFinding(FLAG_CONFIDENCE_NOT_ALIGNED, f"{cs.label}: its grid (size, spacing or positions) differs from the elastogram's; not used")
             )
             continue
+        witnesses.append(Witness(cs.label, cstack.geometry.positions))
         raw = cstack.stored.astype(np.float32)
         scale = _confidence_scale(raw, cs.label)
         confidence = np.zeros(kpa_shape, dtype=np.float32)
@@ -362,7 +359,8 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
     findings += converted.findings
     used.append(SeriesUse(main.info.role, main.info.series_number, main.info.description, len(main.headers)))
 
-    confidence, confidence_source = _load_confidence(series, geom, kpa.shape, options, notes, findings, used)
+    witnesses: list[Witness] = []
+    confidence, confidence_source = _load_confidence(series, geom, kpa.shape, options, notes, findings, used, witnesses)
     confidence_valid = confidence >= options.confidence_threshold if confidence is not None else None
 
     if masked is not None and masked is not main:
@@ -416,8 +414,10 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
     if not valid.any():
         notes.append("no valid stiffness pixels in the elastogram")
 
-    magnitude, agreement = _magnitude(series, geom, options, used, notes, findings)
-    wave_amplitude = load_wave_amplitude(series, geom, options.limits, used, findings) if options.read_waves else None
+    magnitude, offsets = _magnitude(series, geom, options, used, notes, findings, witnesses)
+    wave_amplitude = load_wave_amplitude(series, geom, options.limits, used, findings, witnesses) if options.read_waves else None
+    if not any(f.flag == FLAG_SLICE_GAP for f in findings):
+        findings += missing_slice_findings(geom, main.info.label, witnesses)
     frequency = next((s.driver_frequency_hz for s in series if s.driver_frequency_hz), None)
     identifiers = {}
     if options.include_identifiers:
@@ -433,7 +433,7 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
         confidence_valid=confidence_valid,
         confidence=confidence,
         magnitude=magnitude,
-        offset_agreement=agreement,
+        **offsets,
         wave_amplitude=wave_amplitude,
         driver_frequency_hz=frequency,
         unit_source=converted.unit_source,
@@ -447,10 +447,11 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
     )
 
 
-def _magnitude(series, geom, options, used, notes, findings) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The magnitude image on the elastogram's grid (mean over the phase offsets) and how alike the
-    offsets were per slice (`offset_agreement`); a damaged or oversized optional series is skipped
-    with a warning, never fatal, and never decoded when its grid cannot match."""
+def _magnitude(series, geom, options, used, notes, findings, witnesses) -> tuple[np.ndarray | None, dict]:
+    """The magnitude image on the elastogram's grid (mean over the phase offsets) and how its offsets
+    differ per slice (the Exam's `offset_*` fields; empty without per-offset
+    images); a damaged or oversized optional series is skipped with a warning, never fatal, and never
+    decoded when its grid cannot match."""
     for s in series:
         if s.role == roles.MAGNITUDE:
             refs = s.instances
@@ -462,12 +463,20 @@ def _magnitude(series, geom, options, used, notes, findings) -> tuple[np.ndarray
             notes.append(f"{s.label}: {s.rows} x {s.columns} images do not lie on the elastogram's {geom.rows} x {geom.columns} grid; not read")
             continue
         found = read_with_figures_on_grid(
-            s, refs, geom, options.limits, "magnitude", used, findings, average_same_position=True, figure_of_same_position=offset_agreement
+            s, refs, geom, options.limits, "magnitude", used, findings, witnesses, average_same_position=True, figure_of_same_position=offset_figures
         )
         if found is not None:
-            magnitude, agreement = found
-            return magnitude, agreement if agreement is not None and np.isfinite(agreement).any() else None
-    return None, None
+            magnitude, figures = found
+            offsets = {}
+            if figures is not None and figures.ndim == 2 and np.isfinite(figures).any():
+                named = dict(zip(FIGURE_NAMES, figures.T))
+                offsets = {
+                    "offset_agreement": named["agreement"],
+                    "offset_shift_mm": named["shift_px"] * geom.row_spacing_mm,
+                    "offset_intensity_cv": named["intensity_cv"],
+                }
+            return magnitude, offsets
+    return None, {}
 
 
 def read_exam(path, options: ReadOptions = ReadOptions()) -> Exam:

@@ -22,7 +22,7 @@ class Stack:
     stored: np.ndarray  # (slices, rows, columns), original dtype where possible
     geometry: Geometry
     headers: list[Dataset]  # one per slice, same order
-    figures: np.ndarray | None = None  # one per slice from load_stack's figure_of_same_position, NaN where a position had one image
+    figures: np.ndarray | None = None  # (slices, figures) from load_stack's figure_of_same_position
 
 
 @dataclass
@@ -34,7 +34,7 @@ class _Plane:
     image: np.ndarray
     header: Dataset
     instance_number: int
-    figure: float = float("nan")
+    figure: tuple[float, ...] = ()
 
 
 MAX_ABS_POSITION_MM = 1e5  # a scanner's field of view is well under a metre
@@ -120,12 +120,13 @@ def load_stack(
     instances: list[InstanceRef] | None = None,
     average_same_position: bool = False,
     combine_same_position: Callable[[np.ndarray], np.ndarray] | None = None,
-    figure_of_same_position: Callable[[np.ndarray], float] | None = None,
+    figure_of_same_position: Callable[[np.ndarray], tuple[float, ...]] | None = None,
 ) -> Stack:
     """Decode the series; images sharing a position are averaged (magnitude), combined in acquisition
     order by `combine_same_position` ((time, rows, columns) -> (rows, columns): wave images), or
-    refused (maps). `figure_of_same_position` ((time, rows, columns) -> float) describes each
-    position's images before they are combined (Stack.figures: how alike a slice's offsets are)."""
+    refused (maps). `figure_of_same_position` ((time, rows, columns) -> a tuple of floats, the same
+    length for any input) describes each position's images before they are combined (Stack.figures,
+    (slices, figures): how alike and how far apart a slice's offsets are)."""
     label = info.label
     planes: list[_Plane] = []
     refs = instances if instances is not None else info.instances
@@ -158,7 +159,10 @@ def _mean_over_time(frames: np.ndarray) -> np.ndarray:
 
 
 def _combine_same_position(
-    planes: list[_Plane], orientation: np.ndarray, combine: Callable[[np.ndarray], np.ndarray], figure: Callable[[np.ndarray], float] | None = None
+    planes: list[_Plane],
+    orientation: np.ndarray,
+    combine: Callable[[np.ndarray], np.ndarray],
+    figure: Callable[[np.ndarray], tuple[float, ...]] | None = None,
 ) -> list[_Plane]:
     normal = np.cross(orientation[:3], orientation[3:6])
     groups: dict[int, list[_Plane]] = {}
@@ -170,7 +174,7 @@ def _combine_same_position(
         frames = np.stack([m.image.astype(np.float32) for m in members])
         combined = combine(frames).astype(np.float32)
         m0 = members[0]
-        value = figure(frames) if figure is not None and len(members) > 1 else float("nan")
+        value = tuple(figure(frames)) if figure is not None else ()
         out.append(_Plane(m0.position, m0.orientation, m0.spacing, m0.thickness, combined, m0.header, m0.instance_number, value))
     return out
 

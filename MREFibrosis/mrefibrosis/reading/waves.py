@@ -34,7 +34,9 @@ def first_harmonic_amplitude(frames: np.ndarray) -> np.ndarray:
     return (2.0 / t * np.abs(np.tensordot(weights, frames.astype(np.float64), axes=1))).astype(np.float32)
 
 
-def load_wave_amplitude(series: list[SeriesInfo], geom: Geometry, limits, used: list[SeriesUse], findings: list[ReaderFinding]) -> np.ndarray | None:
+def load_wave_amplitude(
+    series: list[SeriesInfo], geom: Geometry, limits, used: list[SeriesUse], findings: list[ReaderFinding], witnesses: list | None = None
+) -> np.ndarray | None:
     """The wave amplitude on the elastogram's grid, or None when no wave or phase series fits it.
     Optional like the magnitude: a damaged series is skipped with a warning, never fatal."""
     for role in WAVE_SOURCES:
@@ -44,7 +46,7 @@ def load_wave_amplitude(series: list[SeriesInfo], geom: Geometry, limits, used: 
             refs = raw_halves(s)[0] if s.role == roles.RAW_MRE else s.instances  # GE raw: phase first
             if len(refs) < MIN_TIME_POINTS * geom.n_slices:
                 continue
-            amplitude = read_on_grid(s, refs, geom, limits, "wave images", used, findings, combine_same_position=first_harmonic_amplitude)
+            amplitude = read_on_grid(s, refs, geom, limits, "wave images", used, findings, witnesses, combine_same_position=first_harmonic_amplitude)
             if amplitude is not None:
                 return amplitude
     return None

@@ -125,6 +125,9 @@ def _build_sr(result: ExamResult, seg, sources, key, tracking_uid):
                 )
             )
         measurements.append(hd.sr.Measurement(name=codes.AREA, value=float(m.pooled.area_cm2), unit=codes.CM2, algorithm_id=algorithm))
+        # how much of the exam the number covers (a number built on part of the exam says so)
+        for name, value in ((codes.SLICES_MEASURED, m.slices_measured), (codes.SLICES_IN_EXAM, m.slices_total)):
+            measurements.append(hd.sr.Measurement(name=name, value=float(value), unit=codes.SLICES, algorithm_id=algorithm))
         if m.stage is not None:
             evaluations.append(hd.sr.QualitativeEvaluation(codes.FIBROSIS_STAGE, codes.stage_code(m.stage, m.preset)))
     group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
@@ -166,6 +169,8 @@ def _overlay_text(result: ExamResult) -> list[str]:
         stage = m.stage or "not staged"
         first = f"Liver stiffness {m.mean_kpa:.2f} kPa (median {m.median_kpa:.2f})"
         second = f"ROI {m.pooled.area_cm2:.1f} cm2, stage {stage} [{m.preset}]"
+        if m.coverage_text:
+            second += f", {m.slices_measured} of {m.slices_total} slices"
     else:
         first, second = "Liver stiffness: INDETERMINATE", (m.reason or "")[:60]
     return [first, second, f"MREFibrosis {__version__} - automatic, verify before use"]

@@ -140,7 +140,10 @@ class ExamResult:
 
     @property
     def status_text(self) -> str:
-        return self.measurement.status_text
+        """The verdict in words, and how much of the exam the number covers when it is not all of it."""
+        m = self.measurement
+        coverage = m.coverage_text if m.ok else ""
+        return f"{m.status_text}; {coverage}" if coverage else m.status_text
 
     @property
     def roi_source(self) -> str:

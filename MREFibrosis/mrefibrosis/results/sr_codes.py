@@ -19,6 +19,9 @@ PRIVATE_SCHEME = "99MREFIB"
 MRE_PROCEDURE = CodedConcept("MRELIVER", PRIVATE_SCHEME, "MR elastography of liver")
 FIBROSIS_STAGE = CodedConcept("FIBSTAGE", PRIVATE_SCHEME, "Liver fibrosis stage")
 MEASUREMENT_STATUS = CodedConcept("MRESTATUS", PRIVATE_SCHEME, "MRE measurement status")
+SLICES_MEASURED = CodedConcept("SLICESMEAS", PRIVATE_SCHEME, "Number of slices measured")
+SLICES_IN_EXAM = CodedConcept("SLICESEXAM", PRIVATE_SCHEME, "Number of slices in the exam")
+SLICES = CodedConcept("{slices}", "UCUM", "slices")
 
 
 def stage_code(stage: str, preset: str) -> CodedConcept:

@@ -68,9 +68,11 @@ def _blob(x, y, cx, cy, rx, ry, harmonics, z=0.0):
     return r <= edge
 
 
-def slice_labels(p: Patient, z: float, rows: int, cols: int, spacing_mm: float, dy_mm: float = 0.0) -> np.ndarray:
-    """Tissue label map of one slice at level z; dy_mm shifts the anatomy (breathing)."""
-    rng = np.random.default_rng(p.seed + int(z * 1000))
+def slice_labels(p: Patient, z: float, rows: int, cols: int, spacing_mm: float, dy_mm: float = 0.0, detail_z: float | None = None) -> np.ndarray:
+    """Tissue label map of one slice at level z; dy_mm shifts the anatomy (breathing). The small
+    random details (vessel cross-sections, gas) are drawn for level `detail_z` (default z): a slice
+    moved by less than its thickness still shows the same vessels."""
+    rng = np.random.default_rng(p.seed + int((z if detail_z is None else detail_z) * 1000))
     y, x = (np.mgrid[0:rows, 0:cols] - np.array([(rows - 1) / 2, (cols - 1) / 2])[:, None, None]) * spacing_mm
     y = y - dy_mm
     bw, bh = p.half_width, p.half_height

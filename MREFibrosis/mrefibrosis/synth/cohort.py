@@ -15,7 +15,7 @@ from ..results.staged_files import atomic_write_text
 from .export import GE_SETTINGS, SIEMENS_SETTINGS, make_exam, vendor_arrays
 from .preview import save_png, sheet
 from .reader import reader_roi
-from .simulate import STAGE_MEAN_KPA, simulate_exam
+from .simulate import FAILURES, STAGE_MEAN_KPA, simulate_exam
 
 _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -39,13 +39,28 @@ def parse_stage_mix(text: str | None) -> dict[str, float] | None:
     return mix
 
 
+def parse_failure(text: str | None) -> str | None:
+    """--failure: None (drawn at the cohort rates, the default), "none" or one failure mode."""
+    if text is None:
+        return "random"
+    name = text.strip().lower()
+    if name == "none":
+        return None
+    if name not in FAILURES:
+        raise MREFibrosisError(f"--failure: unknown mode '{text}'; use none or one of {', '.join(FAILURES)}.")
+    return name
+
+
 def _one(args):
     return make_exam(*args)
 
 
-def generate_cohort(out: Path, n: int, seed: int, vendor: str, stage_mix: dict | None, workers: int | None = None, log=None) -> list[dict]:
+def generate_cohort(
+    out: Path, n: int, seed: int, vendor: str, stage_mix: dict | None, workers: int | None = None, log=None, failure: str | None = "random"
+) -> list[dict]:
+    """`failure`: "random" draws each exam's failure mode at the cohort rates; None or a mode forces it."""
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(i, seed, vendor, stage_mix, out) for i in range(n)]
+    jobs = [(i, seed, vendor, stage_mix, out, failure) for i in range(n)]
     workers = workers or os.cpu_count() or 1
     truths = []
     if workers == 1 or n == 1:
@@ -76,7 +91,7 @@ def generate_cohort(out: Path, n: int, seed: int, vendor: str, stage_mix: dict |
         lines.append(f"exam_{i:05d},{t['vendor']},{t['status']},{reader},{t['liver_kpa_true']:.4f},{t['stages']['seed'] or ''},{t['failure'] or ''}")
     manifest = "\n".join(lines) + "\n"
     atomic_write_text(out / "cohort.csv", manifest)
-    atomic_write_text(out / "cohort.json", json.dumps({"seed": seed, "n": n, "vendor": vendor, "stage_mix": stage_mix}, indent=2) + "\n")
+    atomic_write_text(out / "cohort.json", json.dumps({"seed": seed, "n": n, "vendor": vendor, "stage_mix": stage_mix, "failure": failure}, indent=2) + "\n")
     return truths
 
 

@@ -137,6 +137,10 @@ def write_exam(out_dir: str | os.PathLike, exam: SynthExam, vendor: str, key: st
         "stage_drawn": exam.stage_drawn,
         "stages": _stage_table(reader_kpa),
         "failure": exam.failure,
+        # slices the reader left out (breath-hold mismatch), by SliceLocation as the files give it
+        "rejected_slice_locations_mm": sorted(
+            round(float(stack.positions[k] @ np.cross(stack.orientation[:3], stack.orientation[3:])), 3) for k in exam.rejected_slices
+        ),
         "snr": exam.snr,
         "loss_ratio": exam.loss_ratio,
         "wave_amplitude_rad": exam.amplitude_rad,
@@ -151,11 +155,11 @@ def write_exam(out_dir: str | os.PathLike, exam: SynthExam, vendor: str, key: st
     return truth
 
 
-def make_exam(index: int, seed: int, vendor: str, stage_mix: dict | None, out_root: Path) -> dict:
+def make_exam(index: int, seed: int, vendor: str, stage_mix: dict | None, out_root: Path, failure: str | None = "random") -> dict:
     """One exam of a cohort: its seed is derived from the cohort seed and its index."""
     exam_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
     v = vendor if vendor != "both" else ("ge" if index % 2 == 0 else "siemens")
     settings = GE_SETTINGS if v == "ge" else SIEMENS_SETTINGS
-    exam = simulate_exam(exam_seed, settings, stage_mix=stage_mix)
+    exam = simulate_exam(exam_seed, settings, stage_mix=stage_mix, failure=failure)
     key = f"{seed}-{index:05d}"
     return write_exam(out_root / f"exam_{index:05d}", exam, v, key)

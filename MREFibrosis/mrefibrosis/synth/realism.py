@@ -28,6 +28,8 @@ REAL_GE = {
     "valid_pieces_per_slice": 3.5,
     "valid_piece_cm2": 5.5,
     "liver_mag_over_body_p95": 0.68,
+    "mag_offset_agreement": 0.643,
+    "mag_offset_intensity_cv": 0.043,
 }
 
 
@@ -49,6 +51,11 @@ BOUNDS = {
     "valid_pieces_per_slice": (2.0, 8.0),
     "valid_piece_cm2": _relative("valid_piece_cm2", 0.60),
     "liver_mag_over_body_p95": _relative("liver_mag_over_body_p95", 0.25),
+    # how the phase offsets' magnitude images differ on slices that did not move (issue #30): the real
+    # GE exam's slices span 0.62-0.76 and 0.017-0.072; a simulator whose offsets differ only by
+    # thermal noise scores 0.95-0.99 and 0
+    "mag_offset_agreement": (0.55, 0.80),
+    "mag_offset_intensity_cv": (0.015, 0.08),
 }
 LABEL_ROWS = 20  # bottom rows that may hold a burnt-in text label on GE stiffness images
 MIN_PIECE_CM2 = 1.0
@@ -113,7 +120,7 @@ def slice_figures(
 def exam_figures(
     kpa: np.ndarray, body: np.ndarray, confident: np.ndarray, spacing_mm: float, magnitude: np.ndarray | None = None, roi: np.ndarray | None = None
 ) -> dict:
-    """The twelve figures of one exam ((slices, rows, cols) arrays): percentiles over all body pixels,
+    """The twelve elastogram and magnitude figures of one exam ((slices, rows, cols) arrays): percentiles over all body pixels,
     medians over slices (pieces: median over all pieces)."""
     per = [
         slice_figures(kpa[k], body[k], confident[k], spacing_mm, None if magnitude is None else magnitude[k], None if roi is None else roi[k])
@@ -139,11 +146,20 @@ def exam_figures(
     }
 
 
+def _median_of_slices(values) -> float:
+    finite = np.asarray(values, float)[np.isfinite(np.asarray(values, float))] if values is not None else np.zeros(0)
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
 def figures_of_exam(exam, roi: np.ndarray | None = None) -> dict:
-    """Figures of an exam as the engine read it (`mrefibrosis.reading.exam.Exam`), with the reader's ROI for
-    the magnitude figure."""
+    """The fourteen figures of an exam as the engine read it (`mrefibrosis.reading.exam.Exam`), with the
+    reader's ROI for the magnitude figure; the offset figures are the medians over slices of the
+    engine's own per-slice figures (`reading.offset_agreement`, the domain doc's definitions)."""
     confident = exam.confidence_valid if exam.confidence_valid is not None else np.zeros_like(exam.valid)
-    return exam_figures(exam.stiffness_kpa, exam.valid, confident, exam.geometry.row_spacing_mm, exam.magnitude, roi)
+    figures = exam_figures(exam.stiffness_kpa, exam.valid, confident, exam.geometry.row_spacing_mm, exam.magnitude, roi)
+    figures["mag_offset_agreement"] = _median_of_slices(exam.offset_agreement)
+    figures["mag_offset_intensity_cv"] = _median_of_slices(exam.offset_intensity_cv)
+    return figures
 
 
 def cohort_medians(per_exam: list[dict]) -> dict:

@@ -9,7 +9,8 @@ from scipy import ndimage
 
 from . import anatomy as A
 from .inversion import first_harmonic, invert
-from .magnitude import breathing_ghosts, coil_shading
+from .magnitude import coil_shading
+from .offset_signal import OffsetSignal, offset_image, slice_draws
 from .reader import reader_roi
 from .synth_exam import SynthExam, SynthSettings
 from .tissue import draw_mechanics, gre_intensity, shear_modulus
@@ -20,6 +21,21 @@ STAGE_SD_KPA = 0.45
 # Share of a cohort per technical failure mode (assumed; real rates depend on the population).
 FAILURES = {"iron_overload": 0.04, "ascites": 0.03, "breath_hold": 0.04, "driver_off": 0.02, "very_stiff": 0.03}
 VERY_STIFF_KPA = (7.0, 9.5)
+# Breath-hold mismatch: the offsets acquired after the patient's breath changed see the anatomy
+# displaced mostly through the slice (the liver moves cranio-caudally with the diaphragm) and partly
+# anterior-posteriorly, by more than a quarter of a liver wavelength (6 mm at 2 kPa and 60 Hz), so
+# that the wave images of the slice no longer add up; a reader leaves such a slice out (assumed
+# ranges, millimetres).
+BREATH_HOLD_THROUGH_PLANE_MM = (10.0, 20.0)
+BREATH_HOLD_AP_MM = (6.5, 12.0)
+# Residual drift a reader accepts: on the real GE exam (domain doc section 5) some offsets of the 3
+# most superior slices were shifted 2.8-4.9 mm and the reader measured them. A share of simulated
+# exams drifts like that on their upper slices (kept by the reader).
+DRIFT_SHARE = 0.35
+DRIFT_THROUGH_PLANE_MM = (0.0, 4.0)
+DRIFT_AP_MM = (1.0, 5.0)
+LEVEL_SPAN_MM = 110.0  # the anatomy's levels z = 0..1 span this many millimetres
+BREATH_HOLD_AP_PER_THROUGH_PLANE = (0.3, 0.6)
 
 # Strength of the shear waves converted at interfaces, relative to the driver band (per pixel).
 CONVERSION_STRENGTH = (0.15, 0.35)
@@ -72,6 +88,38 @@ def _wave_field(labels, driver, gmag, eta, st, rng, conversion, amp):
     return u * (amp / max(ref, 1e-30))
 
 
+def _draw_motion(rng, through_mm, ap_mm) -> tuple[float, float]:
+    """(through-plane, anterior-posterior) displacement in mm, each of either sign."""
+    return float(rng.uniform(*through_mm)) * float(rng.choice([-1.0, 1.0])), float(rng.uniform(*ap_mm)) * float(rng.choice([-1.0, 1.0]))
+
+
+def _moved_position(patient, z, st, u, failure, through: float, ap: float):
+    """(labels, displacement, tissue signal) of an offset acquired with the anatomy displaced through
+    the slice and anterior-posterior (mm). The driver sits on the body wall and moves with it, so the
+    wave pattern moves with the tissue: the same displacement field, shifted in-plane with the anatomy."""
+    # moved by less than half its thickness, the slice still holds the same small vessels
+    detail_z = z if abs(through) < st.thickness_mm / 2 else None
+    labels = A.slice_labels(patient, z + through / LEVEL_SPAN_MM, st.rows, st.cols, st.spacing_mm, dy_mm=ap, detail_z=detail_z)
+    rows = ap / st.spacing_mm
+    moved_u = ndimage.shift(u.real, (rows, 0), order=1) + 1j * ndimage.shift(u.imag, (rows, 0), order=1)
+    return labels, moved_u, gre_intensity(labels, failure == "iron_overload")
+
+
+def _offset_positions(rng, k, bad_slices, drift_slices, n_offsets) -> list[tuple[float, float]]:
+    """Where each offset of slice k was acquired, (through-plane, anterior-posterior) mm from the
+    reference: a breath-hold mismatch moves the later offsets at once; drift creeps offset by offset
+    (the diaphragm relaxing during the breath-hold)."""
+    still = [(0.0, 0.0)] * n_offsets
+    if k in bad_slices:
+        through, ap = _draw_motion(rng, BREATH_HOLD_THROUGH_PLANE_MM, BREATH_HOLD_AP_MM)
+        first = int(rng.integers(1, n_offsets))
+        return [(0.0, 0.0) if o < first else (through, ap) for o in range(n_offsets)]
+    if k < drift_slices:
+        through, ap = _draw_motion(rng, DRIFT_THROUGH_PLANE_MM, DRIFT_AP_MM)
+        return [(through * o / (n_offsets - 1), ap * o / (n_offsets - 1)) for o in range(n_offsets)]
+    return still
+
+
 def simulate_exam(
     seed: int,
     settings: SynthSettings = SynthSettings(),
@@ -99,7 +147,7 @@ def simulate_exam(
     mech = draw_mechanics(rng, liver_kpa)
     st = settings
     z0 = rng.uniform(0.0, 0.15)
-    levels = [float(z0 + k * st.step_mm / 110.0) for k in range(n)]
+    levels = [float(z0 + k * st.step_mm / LEVEL_SPAN_MM) for k in range(n)]
     bad_slices = set(rng.choice(n, size=int(rng.integers(1, 3)), replace=False).tolist()) if failure == "breath_hold" else set()
     shape = (n, st.rows, st.cols)
     out = {k: np.zeros(shape, np.float32) for k in ("true", "stiff", "conf")}
@@ -112,6 +160,12 @@ def simulate_exam(
     theta = 2 * np.pi * np.arange(st.offsets) / st.offsets
     ghost = float(rng.uniform(0.02, 0.07))
     ghost_shift = st.rows // int(rng.integers(3, 6))
+    # what changes between offsets comes from a stream of its own, so that the anatomy, waves and noise
+    # drawn from `rng` stay those of the same seed
+    rng_offsets = np.random.default_rng([seed, 7919])
+    signal = OffsetSignal.draw(rng_offsets, ghost, ghost_shift)
+    thickness_px = st.thickness_mm / st.spacing_mm
+    drift_slices = int(rng_offsets.integers(1, 4)) if rng_offsets.random() < DRIFT_SHARE else 0
     for k, z in enumerate(levels):
         labels = A.slice_labels(patient, z, st.rows, st.cols, st.spacing_mm)
         driver = A.driver_mask(labels, st.spacing_mm, patient)
@@ -120,18 +174,26 @@ def simulate_exam(
             u = _wave_field(labels, driver, gmag, eta, st, rng, conversion, amp)
         else:
             u = np.zeros(labels.shape, complex)
-        mag_true = gre_intensity(labels, failure == "iron_overload") * coil_shading(labels, st.spacing_mm, rng)
+        shading = coil_shading(labels, st.spacing_mm, rng)
+        mag_true = gre_intensity(labels, failure == "iron_overload") * shading
         sigma = gre_intensity(labels, False)[labels == A.LIVER].mean() / snr if (labels == A.LIVER).any() else 0.66 / snr
+        positions = _offset_positions(rng_offsets, k, bad_slices, drift_slices, st.offsets)
+        draws = slice_draws(rng_offsets, signal, st.offsets, labels.shape)
         fields_u, fields_m = [], []
         for o in range(st.offsets):
-            if k in bad_slices and o % 2 == 1:
-                shift = rng.uniform(10, 20) / st.spacing_mm
-                uo = ndimage.shift(u.real, (shift, 0), order=1) + 1j * ndimage.shift(u.imag, (shift, 0), order=1)
-                mo = ndimage.shift(mag_true, (shift, 0), order=1)
+            if positions[o] == (0.0, 0.0):
+                lab_o, uo, mo = labels, u, mag_true
             else:
-                uo, mo = u, mag_true
+                lab_o, uo, tissue = _moved_position(patient, z, st, u, failure, *positions[o])
+                mo = tissue * shading
             fields_u.append(uo)
-            fields_m.append(breathing_ghosts(mo, ghost, ghost_shift))
+            fields_m.append(offset_image(mo, lab_o, (uo * np.exp(1j * theta[o])).real, thickness_px, signal, draws[o]))
+        # the drawn SNR is the liver's as measured on the acquired images, which keep only part of the
+        # tissue signal (dephasing, pulsation): the noise is set against what the offsets kept
+        liver = labels == A.LIVER
+        if liver.any() and mag_true[liver].mean() > 0:
+            kept = float(np.mean([f[liver].mean() for f in fields_m]) / mag_true[liver].mean())
+            sigma *= float(np.clip(kept, 0.3, 1.5))
         for o in range(st.offsets):
             noisy = np.hypot(fields_m[o] + rng.normal(0, sigma, labels.shape), rng.normal(0, sigma, labels.shape))
             mag_all[k, o] = noisy

@@ -211,17 +211,32 @@ def write_ge_exam(
     idx = list(range(n))
     derived = ["DERIVED", "SECONDARY", "PROCESSED"]
     driver = [(0x0043, "GEMS_PARM_01", 0xA2, "SS", [int(frequency_hz), int(offsets)])]
+    # as on the real exam, every series announces the raw acquisition's image count (slices x offsets x
+    # phase and magnitude), not its own number of images
+    acquisition = {"ImagesInAcquisition": n * int(offsets) * 2, "NumberOfTemporalPositions": int(offsets)}
     write_series(
         out_dir,
         ctx,
         stack,
-        SeriesSpec(base * 100, "Stiffness", derived, stiffness_pa.astype(np.int16), idx, (4000, 8000), private=driver, image_comments="Stiffness"),
+        SeriesSpec(
+            base * 100, "Stiffness", derived, stiffness_pa.astype(np.int16), idx, (4000, 8000), extra=acquisition, private=driver, image_comments="Stiffness"
+        ),
     )
     write_series(
         out_dir,
         ctx,
         stack,
-        SeriesSpec(base * 100 + 7, "Confidence", derived, confidence_x1000.astype(np.int16), idx, (950, 100), private=driver, image_comments="Confidence"),
+        SeriesSpec(
+            base * 100 + 7,
+            "Confidence",
+            derived,
+            confidence_x1000.astype(np.int16),
+            idx,
+            (950, 100),
+            extra=acquisition,
+            private=driver,
+            image_comments="Confidence",
+        ),
     )
     if wave is not None:
         t = wave.shape[1]
@@ -236,6 +251,7 @@ def write_ge_exam(
                 wave.reshape((-1,) + wave.shape[2:]).astype(np.int16),
                 [k for k in range(n) for _ in range(t)],
                 (0, 10000),
+                extra=acquisition,
                 private=driver,
                 image_comments="Shear Wave",
             ),
@@ -250,7 +266,15 @@ def write_ge_exam(
             out_dir,
             ctx,
             stack,
-            SeriesSpec(base * 100 + 1, "MRE 60Hz", ["ORIGINAL", "PRIMARY", "OTHER"], np.concatenate([phase_imgs, mag_imgs]), slices + slices, private=raw),
+            SeriesSpec(
+                base * 100 + 1,
+                "MRE 60Hz",
+                ["ORIGINAL", "PRIMARY", "OTHER"],
+                np.concatenate([phase_imgs, mag_imgs]),
+                slices + slices,
+                extra=acquisition,
+                private=raw,
+            ),
         )
 
 
