@@ -372,3 +372,32 @@ def test_seeded_fuzz_campaign_finds_no_crash_stall_or_silent_change(tmp_path):
     assert len(report.by_mutation) >= 15
     assert peak_memory_mb() < 4000
     assert np.isfinite(report.slowest_seconds)
+
+
+def test_special_files_beside_an_exam_are_skipped_before_any_open(ge, tmp_path):
+    """A FIFO, a socket and a symlink to /dev/zero in the exam's folder (a PACS drop folder can hold
+    them): the scan skips them by type, so nothing blocks on open(), and the exam measures as before.
+    Run in a child process with a timeout, since a regression hangs rather than fails."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    fx, roi, _ = ge
+    expected = process_exam(fx.path, roi).measurement.mean_kpa
+    os.mkfifo(fx.path / "drop.fifo")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(fx.path / "drop.sock"))
+    (fx.path / "zero.dcm").symlink_to("/dev/zero")
+    try:
+        code = (
+            "import sys; from mrefibrosis.reading.series import scan_folder; s = scan_folder(sys.argv[1]); "
+            "print(s.skipped.get('not a regular file (FIFO, socket or device)', 0), s.files_seen)"
+        )
+        run = subprocess.run([sys.executable, "-c", code, str(fx.path)], capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0, run.stderr
+        special, seen = (int(v) for v in run.stdout.split())
+        assert special == 2  # the FIFO and the socket; the symlink is never followed
+        assert process_exam(fx.path, roi).measurement.mean_kpa == pytest.approx(expected, rel=1e-9)
+    finally:
+        server.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
@@ -181,6 +182,15 @@ def _is_non_image(ds: Dataset) -> bool:
     return sop.startswith(NON_IMAGE_SOP_PREFIXES) or _text(ds, "Modality").upper() in NON_IMAGE_MODALITIES
 
 
+def _regular_file(path: Path) -> bool:
+    """A plain file, judged by type before anything opens it: a FIFO in a drop folder blocks the
+    first open() forever (no time budget can fire), a device may never end; symlinks are not followed."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _has_dicm_preamble(path: Path) -> bool:
     """A DICOM Part 10 file that failed to parse (damaged), as opposed to any other file."""
     try:
@@ -227,6 +237,7 @@ def scan_folder(root: str | os.PathLike) -> ScanResult:
     if not root.exists():
         raise ExamNotFoundError(f"{root}: no such file or folder; give the folder that holds the MRE exam.")
     paths: list[Path] = []
+    skipped: Counter = Counter()
     if root.is_file():
         paths = [root]
     else:
@@ -234,9 +245,10 @@ def scan_folder(root: str | os.PathLike) -> ScanResult:
             dirnames.sort()
             for name in sorted(filenames):
                 p = Path(dirpath) / name
-                if not p.is_symlink():
+                if _regular_file(p):
                     paths.append(p)
-    skipped: Counter = Counter()
+                elif not p.is_symlink():
+                    skipped["not a regular file (FIFO, socket or device)"] += 1
     by_series: dict[tuple[str, str], SeriesInfo] = {}
     damaged: Counter = Counter()  # folder -> DICOM files there that could not be used
     for p in paths:
