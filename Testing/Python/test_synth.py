@@ -126,3 +126,28 @@ def test_stage_mix_parsing():
         parse_stage_mix("F9=1")
     with pytest.raises(MREFibrosisError):
         parse_stage_mix("F0=0")
+
+
+def test_failure_option_forces_one_mode_and_names_the_moved_slices(tmp_path, capsys):
+    """`synth --failure breath_hold` gives every exam that mode, and truth.json names the slices the
+    reader left out by the location the files give them; the help names every mode there is."""
+    import json
+
+    import pydicom
+
+    from mrefibrosis.cli import main
+    from mrefibrosis.synth.simulate import FAILURES
+
+    assert main(["-q", "synth", str(tmp_path / "c"), "--n", "1", "--vendor", "ge", "--seed", "4", "--workers", "1", "--failure", "breath_hold"]) == 0
+    truth = json.loads((tmp_path / "c" / "exam_00000" / "truth.json").read_text())
+    assert truth["failure"] == "breath_hold" and truth["rejected_slice_locations_mm"]
+    locations = {
+        round(float(pydicom.dcmread(f, stop_before_pixels=True).SliceLocation), 3) for f in (tmp_path / "c" / "exam_00000" / "dicom" / "series_0500").iterdir()
+    }
+    assert set(truth["rejected_slice_locations_mm"]) <= locations
+    assert main(["synth", str(tmp_path / "d"), "--failure", "nope"]) == 2
+    assert "unknown mode 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(mode in help_text for mode in FAILURES)
