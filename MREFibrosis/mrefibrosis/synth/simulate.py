@@ -35,7 +35,6 @@ DRIFT_SHARE = 0.35
 DRIFT_THROUGH_PLANE_MM = (0.0, 4.0)
 DRIFT_AP_MM = (1.0, 5.0)
 LEVEL_SPAN_MM = 110.0  # the anatomy's levels z = 0..1 span this many millimetres
-BREATH_HOLD_AP_PER_THROUGH_PLANE = (0.3, 0.6)
 
 # Strength of the shear waves converted at interfaces, relative to the driver band (per pixel).
 CONVERSION_STRENGTH = (0.15, 0.35)
