@@ -63,9 +63,11 @@ class MREFibrosisParameterNode:
 
 
 def ensure_dependencies(segment: bool) -> bool:
-    """Ask once, then install the pinned requirements with pip (Segment on the CPU needs only
-    onnxruntime; PyTorch, for GPUs and training, comes from the PyTorch extension: docs/slicer.md)."""
-    from MREFibrosisLib.dependencies import missing_for, read_requirements, requirement_files
+    """Ask once, then install what is missing of the module's requirement files: minimums with
+    platform markers, so Slicer's bundled packages stay as they are (Segment on the CPU needs only
+    onnxruntime; PyTorch, for GPUs and training, comes from the PyTorch extension: docs/slicer.md).
+    Slicer >= 5.12 installs through `slicer.packaging.pip_ensure`; older releases through pip_install."""
+    from MREFibrosisLib.dependencies import applies_here, missing_for, read_requirements, requirement_files
 
     missing = missing_for(segment)
     if not missing:
@@ -74,13 +76,15 @@ def ensure_dependencies(segment: bool) -> bool:
         _("MREFibrosis needs these Python packages: {0}. Install them now? This can take a few minutes.").format(", ".join(missing))
     ):
         return False
+    lines = [line for f in requirement_files(segment) for line in read_requirements(f) if applies_here(line)]
+    slicer_packaging = getattr(slicer, "packaging", None)
     with slicer.util.WaitCursor():
-        files = requirement_files(segment)
-        if hasattr(slicer, "pydeps"):  # Slicer >= 5.11
-            for f in files:
-                slicer.pydeps.pip_ensure(slicer.pydeps.load_requirements(str(f)), requester="MREFibrosis")
+        if slicer_packaging is not None and hasattr(slicer_packaging, "pip_ensure"):  # Slicer >= 5.12
+            from packaging.requirements import Requirement
+
+            slicer_packaging.pip_ensure([Requirement(line) for line in lines], requester="MREFibrosis")
         else:
-            slicer.util.pip_install(" ".join(r for f in files for r in read_requirements(f)))
+            slicer.util.pip_install(lines)
     return not missing_for(segment)
 
 
@@ -93,7 +97,7 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._job = None
+        self._watch = None  # MREFibrosisLib.job_watch.JobWatch, made with the Lib (its packages may be missing at setup)
         self._timer = None
 
     def setup(self) -> None:
@@ -155,10 +159,15 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateButtons(self, caller=None, event=None) -> None:
         p = self._parameterNode
-        busy = self._job is not None
+        busy = bool(self._watch and self._watch.busy)
         volume = p.stiffnessVolume if p else None
+        own_validity = volume.GetNodeReference("MREFibrosis.validity") if volume else None
+        shown = p.validityVolume if p else None
+        if p and (own_validity.GetID() if own_validity else None) != (shown.GetID() if shown else None):  # display only: Compute measures the exam's own map
+            p.validityVolume = own_validity
+            return  # the parameter node's Modified event calls this again
         self.ui.segmentButton.enabled = bool(volume) and not busy
-        self.ui.computeButton.enabled = bool(volume and p.segmentation)
+        self.ui.computeButton.enabled = bool(volume and p.segmentation) and not busy
         self.ui.exportButton.enabled = bool(self.logic and volume and volume.GetID() in self.logic.results)
         self.ui.cancelButton.enabled = busy
 
@@ -167,8 +176,10 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             raise RuntimeError(_("MREFibrosis cannot run without its Python packages."))
         if self.logic is None:
             from MREFibrosisLib import MREFibrosisLogic as Logic
+            from MREFibrosisLib.job_watch import JobWatch
 
             self.logic = Logic()
+            self._watch = JobWatch(self._timer.start, self._timer.stop)
         if segment:
             self.ui.deviceLabel.text = self._deviceText()
         return self.logic
@@ -179,19 +190,18 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return compute_device_text(self._parameterNode.forceCpu)
 
     def _engineVolume(self, logic):
-        """The selected stiffness volume if the engine loaded it; a DICOM-browser volume is read again by the engine."""
-        from MREFibrosisLib.exam_identity import is_engine_stiffness, require_engine_stiffness
-
+        """The selected stiffness volume if the engine loaded it; a DICOM-browser volume is read by
+        the engine once, and an ROI drawn on it goes with it."""
         p = self._parameterNode
-        if is_engine_stiffness(p.stiffnessVolume):
-            return p.stiffnessVolume
-        database = getattr(slicer, "dicomDatabase", None)
-        if database is None:
-            require_engine_stiffness(p.stiffnessVolume)
-        nodes = logic.load_from_dicom_database(slicer.mrmlScene, p.stiffnessVolume, database)
-        self._showExam(nodes)
-        slicer.util.infoDisplay(nodes.note)
-        return nodes.stiffness
+        selection = logic.engine_selection(slicer.mrmlScene, p.stiffnessVolume, getattr(slicer, "dicomDatabase", None), p.segmentation)
+        if selection.nodes is not None:
+            self._showExam(selection.nodes)
+        p.stiffnessVolume = selection.stiffness
+        p.validityVolume = logic.validity_node_for(selection.stiffness)
+        p.segmentation = selection.segmentation
+        if selection.note:
+            slicer.util.infoDisplay(selection.note)
+        return selection.stiffness
 
     def _showExam(self, nodes) -> None:
         self._parameterNode.stiffnessVolume = nodes.stiffness
@@ -211,27 +221,32 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
             logic = self._getLogic(segment=True)
             volume = self._engineVolume(logic)
-            model = str(p.modelPath) if p.modelPath and str(p.modelPath) not in ("", ".") else None
-            margins = logic.roi_margins(p.roiEdgeMm, p.roiDriverMm)
-            self._job = logic.start_segment(volume, model, "cpu" if p.forceCpu else "auto", margins=margins)
+            if logic.roi_edited(volume, p.segmentation) and not slicer.util.confirmOkCancelDisplay(
+                _("Segment replaces this exam's ROI, which was edited or drawn by hand. Replace it?")
+            ):
+                return
+            settings = logic.panel_settings(p.modelPath, p.forceCpu, p.roiEdgeMm, p.roiDriverMm)
+            job = logic.start_segment(volume, settings)
             self.ui.progressBar.setRange(0, 100)
             self.ui.progressBar.value = 0
             self.ui.progressBar.visible = True
-            self._timer.start()
+            self._watch.watch(job)
         self._updateButtons()
 
     def _pollSegment(self) -> None:
-        job = self._job
-        if job is None:
+        if self._watch is None:
             self._timer.stop()
             return
-        update = job.poll()
+        # the watch stops the timer before _segmentEnded can open a dialog (its nested event loop)
+        self._watch.tick(self._showSegmentProgress, self._segmentEnded)
+
+    def _showSegmentProgress(self, update) -> None:
         for line in update.lines:
             logging.info("MREFibrosis segment: %s", line)
         if update.progress is not None:
             self.ui.progressBar.value = int(round(100 * update.progress))
-        if not update.finished:
-            return
+
+    def _segmentEnded(self, job, update) -> None:
         try:
             logging.info("MREFibrosis segmentation %s in %.1f s", update.state.value, job.runner.seconds or 0.0)
             with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
@@ -245,19 +260,21 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._endJob()
 
     def _endJob(self) -> None:
-        self._job = None
-        if self._timer is not None:
+        if self._watch is not None:
+            self._watch.detach()
+        elif self._timer is not None:
             self._timer.stop()
         self.ui.progressBar.visible = False
         self._updateButtons()
 
     def onCancel(self) -> None:
-        job = self._job
+        job = self._watch.job if self._watch is not None else None
         if job is None:
             return
         try:
             gone = job.runner.cancel()
             logging.info("MREFibrosis segmentation cancelled%s", "" if gone else " (some processes did not end)")
+            job.discard_files()
         finally:
             self._endJob()
 
@@ -266,7 +283,8 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
             logic = self._getLogic()
             volume = self._engineVolume(logic)
-            result, table = logic.compute(slicer.mrmlScene, volume, p.segmentation, p.validityVolume, p.preset, p.measurementTable)
+            # the exam's own validity map is measured (the Lib keeps the engine's Exam), never the selector's
+            result, table = logic.compute(slicer.mrmlScene, volume, p.segmentation, preset=p.preset, table_node=p.measurementTable)
             p.measurementTable = table
             self.ui.resultLabel.text = result.summary_line()
             slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
@@ -280,7 +298,7 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
             volume = self._parameterNode.stiffnessVolume
-            outcome = self._getLogic().export(folder, volume, dicom=bool(volume and volume.GetAttribute("MREFibrosis.SourceFolder")))
+            outcome = self._getLogic().export(folder, volume, dicom=True)
             message = _("Wrote {0}").format(", ".join(os.path.basename(str(w)) for w in outcome.written))
             slicer.util.infoDisplay(message + ("\n" + outcome.note if outcome.note else ""))
 
@@ -324,7 +342,9 @@ class MREFibrosisTest(ScriptedLoadableModuleTest):
         logic = Logic()
         nodes = logic.load_exam(slicer.mrmlScene, exam / "dicom")
         if not missing_for(segment=True):
-            job = logic.start_segment(nodes.stiffness, device="cpu", work_dir=tmp / "segment")
+            from mrefibrosis.model.segmenter_settings import SegmenterSettings
+
+            job = logic.start_segment(nodes.stiffness, SegmenterSettings(device="cpu"), work_dir=tmp / "segment")
             while not job.poll().finished:
                 slicer.app.processEvents()
                 time.sleep(0.1)

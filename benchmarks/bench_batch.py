@@ -13,6 +13,7 @@ from mrefibrosis.batch.run import run_batch
 from mrefibrosis.model.architectures import UNET_RESNEXT50, build_model
 from mrefibrosis.model.inference import Segmenter
 from mrefibrosis.model.model_file import ModelInfo, Preprocessing, save_model
+from mrefibrosis.model.segmenter_settings import SegmenterSettings
 from mrefibrosis.pipeline import process_many
 from mrefibrosis.synth.cohort import generate_cohort
 
@@ -48,7 +49,7 @@ def main() -> None:
         for workers in (1, 2):
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
             t = time.perf_counter()
-            run_batch(archive, tmp / f"batch{workers}", workers=workers, model=str(model), device="cpu")
+            run_batch(archive, tmp / f"batch{workers}", workers=workers, settings=SegmenterSettings(model=str(model), device="cpu"))
             dt = time.perf_counter() - t
             ray.shutdown()
             print(

@@ -74,6 +74,7 @@ def slicer_click(exam: Path, clicks: int) -> list[float] | None:
     except ImportError:
         return None
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "MREFibrosis"))
+    from mrefibrosis.model.segmenter_settings import SegmenterSettings
     from MREFibrosisLib import MREFibrosisLogic
 
     scene = slicer.vtkMRMLScene()
@@ -83,7 +84,7 @@ def slicer_click(exam: Path, clicks: int) -> list[float] | None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(clicks):
             t0 = time.perf_counter()
-            job = logic.start_segment(nodes.stiffness, device="cpu", work_dir=Path(tmp) / f"job{n}")
+            job = logic.start_segment(nodes.stiffness, SegmenterSettings(device="cpu"), work_dir=Path(tmp) / f"job{n}")
             while not job.poll().finished:
                 time.sleep(0.02)  # the panel's timer polls every 200 ms; 20 ms here measures the work
             logic.finish_segment(scene, job)

@@ -26,9 +26,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 VPY=$VENV/bin/python
 stamp="$VENV/.mrefibrosis-stamp"
-want="$(printf '%s\n' "${SLICER_512[@]}"; cat MREFibrosis/Resources/requirements.txt MREFibrosis/Resources/requirements-onnx.txt)"
+want="$(printf '%s\n' "${SLICER_512[@]}"; cat MREFibrosis/Resources/requirements.txt MREFibrosis/Resources/requirements-onnx.txt scripts/constraints-ci.txt)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  "$VPY" -m pip install -q --disable-pip-version-check "${SLICER_512[@]}" -r MREFibrosis/Resources/requirements.txt -r MREFibrosis/Resources/requirements-onnx.txt pytest 2>&1 | grep -v "^WARNING: Location" || true
+  "$VPY" -m pip install -q --disable-pip-version-check "${SLICER_512[@]}" -r MREFibrosis/Resources/requirements.txt -r MREFibrosis/Resources/requirements-onnx.txt -c scripts/constraints-ci.txt pytest 2>&1 | grep -v "^WARNING: Location" || true
   "$VPY" -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
   printf '%s' "$want" > "$stamp"
 fi
@@ -50,4 +50,5 @@ exec "$VPY" -m pytest -q -p no:cacheprovider \
   Testing/Python/test_slicer_module_wiring.py Testing/Python/test_packaging.py Testing/Python/test_cli.py \
   Testing/Python/test_onnx_runtime.py Testing/Python/test_slicer_segment_thread.py Testing/Python/test_review_session.py \
   Testing/Python/test_review_launch.py Testing/Python/test_breath_hold.py Testing/Python/test_real_figures_exam.py \
-  Testing/Python/test_siemens_raw_real.py "$@"
+  Testing/Python/test_siemens_raw_real.py Testing/Python/test_slicer_exam_store.py Testing/Python/test_slicer_job_watch.py \
+  Testing/Python/test_slicer_segment_starved.py Testing/Python/test_segmenter_settings.py Testing/Python/test_first_use_requirements.py "$@"

@@ -16,7 +16,8 @@ if ! "$VPY" -c "import torch, torchvision; assert torch.__version__.startswith('
   "$VPY" -m pip install -q torch==2.14.1 torchvision==0.29.1
 fi
 "$VPY" -m pip install -q -e ".[model,onnx,export,dicom,pacs,batch,train,review,test]" -r MREFibrosis/Resources/requirements.txt \
-  -r MREFibrosis/Resources/requirements-model.txt -r MREFibrosis/Resources/requirements-onnx.txt onnx==1.23.1
+  -r MREFibrosis/Resources/requirements-model.txt -r MREFibrosis/Resources/requirements-onnx.txt onnx==1.23.1 \
+  -c scripts/constraints-ci.txt
 
 # Debian packages: DICOM validators and tools, and Orthanc for the PACS tests (its own daemon is
 # kept from starting: tests start Orthanc with their own config on loopback).

@@ -6,7 +6,6 @@ itself is plain Python that pytest runs on both the project's and Slicer 5.12's 
 
 from __future__ import annotations
 
-import re
 from importlib import metadata
 from pathlib import Path
 
@@ -14,7 +13,19 @@ RESOURCES = Path(__file__).resolve().parent.parent / "Resources"
 ENGINE_REQUIREMENTS = RESOURCES / "requirements.txt"
 MODEL_REQUIREMENTS = RESOURCES / "requirements-model.txt"  # torch runtime: GPU and training
 ONNX_REQUIREMENTS = RESOURCES / "requirements-onnx.txt"  # CPU Segment without PyTorch
-_LINE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(==\s*([^\s;#]+))?")
+
+
+def _requirement(line: str):
+    """A parsed requirement line (PEP 508: name, specifier, environment marker). `packaging` ships
+    with Slicer; pip's vendored copy stands in where it does not."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - every supported Slicer bundles packaging
+        from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
+    try:
+        return Requirement(line)
+    except InvalidRequirement:
+        raise ValueError(f"unsupported requirement line {line!r}: use 'name>=version' with an optional '; marker'.") from None
 
 
 def read_requirements(path: str | Path) -> list[str]:
@@ -27,26 +38,31 @@ def read_requirements(path: str | Path) -> list[str]:
     return out
 
 
+def applies_here(line: str, environment: dict[str, str] | None = None) -> bool:
+    """Whether a line's environment marker selects it on this platform (or on `environment`)."""
+    req = _requirement(line)
+    return req.marker is None or bool(req.marker.evaluate(environment))
+
+
 def unmet(requirements: list[str]) -> list[str]:
-    """The requirements not installed at the pinned version (pins are exact: '==')."""
+    """The requirement lines that apply here and are not satisfied by what is installed."""
     missing = []
-    for req in requirements:
-        m = _LINE.match(req)
-        if not m:
-            raise ValueError(f"unsupported requirement line {req!r}: use 'name==version'.")
-        name, pinned = m.group(1), m.group(3)
-        try:
-            installed = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            missing.append(req)
+    for line in requirements:
+        req = _requirement(line)
+        if req.marker is not None and not req.marker.evaluate():
             continue
-        if pinned and installed != pinned:
-            missing.append(req)
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            missing.append(line)
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            missing.append(line)
     return missing
 
 
 def torch_available() -> bool:
-    from mrefibrosis._lazy import installed
+    from mrefibrosis._packages import installed
 
     return installed("torch")
 

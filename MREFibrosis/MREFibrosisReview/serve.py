@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mrefibrosis.model.roi_margins import RoiMargins
+from mrefibrosis.model.segmenter_settings import SegmenterSettings
 from MREFibrosisLib.exam_identity import ATTR
 from MREFibrosisLib.standalone import bind_scene
 
@@ -45,12 +45,10 @@ def _check_started(server, request: ReviewRequest) -> str | None:
 
 def serve(
     request: ReviewRequest,
-    model=None,
-    device: str = "auto",
+    settings: SegmenterSettings = SegmenterSettings(),
     use_stored: bool = True,
     study_key: str | None = None,
     preset: str = "seed",
-    margins: RoiMargins | None = None,
 ) -> int:
     if not os.environ.get("DISPLAY"):  # a server without a screen renders offscreen with EGL (Mesa), not X11
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
@@ -64,7 +62,7 @@ def serve(
     app = SlicerApp()
     bind_scene(app.scene, app.volumes_logic, app.segmentations_logic)
     session = ReviewSession(app.scene, preset=preset)
-    origin = session.open(request.study, request.roi_file, model=model, device=device, use_stored=use_stored, study_key=study_key, margins=margins)
+    origin = session.open(request.study, request.roi_file, settings=settings, use_stored=use_stored, study_key=study_key)
     key = session.nodes.stiffness.GetAttribute(ATTR + "ExamKey") or "exam"
     with ExamLock(key):
         server = get_server("mrefibrosis-review", client_type="vue3")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mrefibrosis.model.roi_margins import RoiMargins
+from mrefibrosis.model.segmenter_settings import SegmenterSettings
 from mrefibrosis.pipeline import ExamResult
 from mrefibrosis.reading.exam_loader import ReadOptions
 from mrefibrosis.results.exam_result import format_value
@@ -66,16 +66,14 @@ class ReviewSession:
         self,
         study: str | Path,
         roi_file: str | Path | None = None,
-        model: str | Path | None = None,
-        device: str = "auto",
+        settings: SegmenterSettings = SegmenterSettings(),
         use_stored: bool = True,
         study_key: str | None = None,
-        margins: RoiMargins | None = None,
     ) -> RoiOrigin:
         """Load the exam with the engine's reader and give it an ROI: the file when one is given;
         else the SEG MREFibrosis stored into the study (the PACS worker's: the ROI the reported number
-        was measured on) unless use_stored is off; else the segmenter's, cut to the reader's margins
-        (`RoiMargins`, the engine's defaults unless given)."""
+        was measured on) unless use_stored is off; else the segmenter's that `settings` describe
+        (model, runtime, precision, and the reader's margins the automatic ROI keeps)."""
         self.nodes = self.logic.load_exam(self.scene, study, ReadOptions(study=study_key))
         stored = None
         if roi_file is None and use_stored:
@@ -87,9 +85,10 @@ class ReviewSession:
             self.segmentation = self.logic.import_roi_file(self.scene, self.nodes.stiffness, stored)
             self.origin = RoiOrigin("stored", "the MREFibrosis ROI stored in the study (DICOM SEG)")
         else:
-            self.segmentation = self.logic.segment(self.scene, self.nodes.stiffness, model_path=model, device=device, margins=margins)
+            self.segmentation = self.logic.segment(self.scene, self.nodes.stiffness, settings)
             detail = "automatic ROI from the segmenter"
-            if margins not in (None, RoiMargins()):  # the Lib applies the defaults when none are given
+            margins = settings.margins
+            if margins != SegmenterSettings().margins:
                 detail += f" (margins {margins.liver_edge_mm:g} mm inside the liver, {margins.driver_mm:g} mm from the driver)"
             self.origin = RoiOrigin("segmenter", detail)
         return self.origin

@@ -53,12 +53,18 @@ def process_exam(
     qc: QcSettings = QcSettings(),
     roi_mask: np.ndarray | None = None,
     roi_name: str = "",
+    model_output: ModelOutput | None = None,
 ) -> ExamResult:
     """Exam + ROI -> result. The ROI is, in this order: an edited mask (`roi_mask`, e.g. a Slicer
-    segment named `roi_name`), an ROI file, or the segmenter's automatic ROI."""
+    segment named `roi_name`), an ROI file, or the segmenter's automatic ROI. `model_output` is
+    what the segmenter said about this exam when it made the ROI that was then edited (its predicted
+    liver, its TTA agreement): the liver-based checks then run on the edited ROI as they ran on the
+    automatic one, so Segment-then-Compute in a front end answers what `measure` answers."""
     exam = study if isinstance(study, Exam) else read_exam(study, options)
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
     liver = tta = model = None
+    if model_output is not None and (roi_mask is not None or roi_path is not None):
+        liver, tta = model_output.liver, model_output.tta_agreement
     if roi_mask is not None:
         roi, source = np.asarray(roi_mask, dtype=bool), RoiSource(RoiKind.EDITED, roi_name)
     elif roi_path is not None:
@@ -131,10 +137,35 @@ def process_many(
     yield from for_each_exam(found if found is not None else find_exams(paths, options), out_dir, options, measure_and_write)
 
 
+@dataclass(frozen=True)
+class ModelOutput:
+    """What a segmenter said about an exam beyond its ROI: the predicted liver (liver-aware models)
+    and the TTA agreement. Kept by front ends whose ROI is then edited (`process_exam`)."""
+
+    liver: np.ndarray | None
+    tta_agreement: float | None
+
+    @staticmethod
+    def of(segmentation) -> ModelOutput:
+        return ModelOutput(segmentation.liver, segmentation.tta_agreement)
+
+    @staticmethod
+    def from_files(folder: str | os.PathLike, geometry) -> ModelOutput:
+        """What `segment_to_files` wrote beside the ROI (liver.seg.nrrd, segmentation.json)."""
+        folder = Path(folder)
+        liver_file = folder / LIVER_FILE
+        info = json.loads((folder / "segmentation.json").read_text()) if (folder / "segmentation.json").exists() else {}
+        liver = read_roi(liver_file, geometry) if liver_file.exists() else None
+        return ModelOutput(liver, info.get("tta_agreement"))
+
+
+LIVER_FILE = "liver.seg.nrrd"
+
+
 def segment_to_files(exam: Exam, segmenter, target: str | os.PathLike, cancelled: Callable[[], bool] | None = None) -> dict:
-    """roi.seg.nrrd and segmentation.json of one exam, all or nothing: what `mrefibrosis segment`
-    writes and what the Slicer module imports, from the CLI's child process or its own thread.
-    A cancel (the `cancelled` callable) writes nothing."""
+    """roi.seg.nrrd, the predicted liver (liver.seg.nrrd, liver-aware models) and segmentation.json
+    of one exam, all or nothing: what `mrefibrosis segment` writes and what the Slicer module
+    imports from its child process. A cancel (the `cancelled` callable) writes nothing."""
     from .model.runtime_errors import SegmentationCancelled
 
     s = segmenter.segment(exam, cancelled) if cancelled is not None else segmenter.segment(exam)
@@ -144,6 +175,8 @@ def segment_to_files(exam: Exam, segmenter, target: str | os.PathLike, cancelled
     info = {"exam_key": exam.exam_key, "roi_area_cm2": area, "tta_agreement": s.tta_agreement, "seconds": round(s.seconds, 3), "model": segmenter.describe()}
     with staged_outputs(target) as out:
         write_seg_nrrd(out.path("roi.seg.nrrd"), s.roi, exam.geometry)
+        if s.liver is not None:
+            write_seg_nrrd(out.path(LIVER_FILE), s.liver, exam.geometry, color=(0.6, 0.3, 0.2), segment=("mre_predicted_liver", "predicted liver"))
         out.path("segmentation.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 

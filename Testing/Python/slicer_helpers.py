@@ -1,6 +1,9 @@
 """Real Slicer MRML (slicer-core) helpers for tests: read and write segmentations as Slicer does."""
 
+from collections import defaultdict
+
 import numpy as np
+import pydicom
 import slicer
 import vtk
 from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
@@ -51,3 +54,31 @@ def write_segmentation(path, mask_kji, ijk_to_lps, name="Segment_1"):
     storage.SetFileName(str(path))
     assert storage.WriteData(node) == 1
     return node
+
+
+class FolderDicomDatabase:
+    """The four ctkDICOMDatabase look-ups the Lib uses, answered from real files on disk."""
+
+    def __init__(self, folder):
+        self.instances, self.series_files, self.study_series, self.series_study = {}, defaultdict(list), defaultdict(list), {}
+        for f in sorted(folder.rglob("*")):
+            if not f.is_file():
+                continue
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            self.instances[ds.SOPInstanceUID] = str(f)
+            self.series_files[ds.SeriesInstanceUID].append(str(f))
+            if ds.SeriesInstanceUID not in self.study_series[ds.StudyInstanceUID]:
+                self.study_series[ds.StudyInstanceUID].append(ds.SeriesInstanceUID)
+            self.series_study[ds.SeriesInstanceUID] = ds.StudyInstanceUID
+
+    def fileForInstance(self, uid):
+        return self.instances.get(uid, "")
+
+    def studyForSeries(self, uid):
+        return self.series_study.get(uid, "")
+
+    def seriesForStudy(self, uid):
+        return list(self.study_series.get(uid, []))
+
+    def filesForSeries(self, uid):
+        return list(self.series_files.get(uid, []))

@@ -13,7 +13,8 @@ from model_fixtures import train_tiny_model  # noqa: E402
 from mrefibrosis.batch.run import model_version_of, run_batch  # noqa: E402
 from mrefibrosis.batch.scorer import CRASH_HOOK, done_marker, folder_key  # noqa: E402
 from mrefibrosis.model.inference import Segmenter  # noqa: E402
-from mrefibrosis.model.roi_margins import RoiMargins  # noqa: E402
+from mrefibrosis.model.margin_settings import RoiMargins  # noqa: E402
+from mrefibrosis.model.segmenter_settings import SegmenterSettings  # noqa: E402
 from mrefibrosis.pipeline import process_many  # noqa: E402
 from mrefibrosis.synth.cohort import generate_cohort  # noqa: E402
 
@@ -47,7 +48,7 @@ def _table(out):
 def test_batch_equals_sequential_cli_records_failure_and_resumes(archive, tmp_path, local_ray):
     folders, model = archive
     out = tmp_path / "out"
-    summary = run_batch(folders, out, workers=2, model=str(model), device="cpu")
+    summary = run_batch(folders, out, workers=2, settings=SegmenterSettings(model=str(model), device="cpu"))
     assert summary["folders"] == 20 and summary["scored"] == 20 and summary["failed"] == 1
     table = _table(out)
     assert len(table) == 20
@@ -65,7 +66,7 @@ def test_batch_equals_sequential_cli_records_failure_and_resumes(archive, tmp_pa
         assert row["model_version"] == model_version_of(str(model))
     # a rerun recomputes nothing
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "done").iterdir()}
-    again = run_batch(folders, out, workers=2, model=str(model), device="cpu")
+    again = run_batch(folders, out, workers=2, settings=SegmenterSettings(model=str(model), device="cpu"))
     assert again["scored"] == 0 and again["skipped"] == 20
     assert {p.name: p.stat().st_mtime_ns for p in (out / "done").iterdir()} == stamps
     assert len(_table(out)) == 20
@@ -74,7 +75,7 @@ def test_batch_equals_sequential_cli_records_failure_and_resumes(archive, tmp_pa
     few = sorted(folders.glob("exam_*"))[:6]
     listing = tmp_path / "few.csv"
     listing.write_text("path\n" + "".join(f"{d}\n" for d in few))
-    other = run_batch(listing, out, workers=2, model=str(model), device="cpu", margins=off)
+    other = run_batch(listing, out, workers=2, settings=SegmenterSettings(model=str(model), device="cpu", margins=off))
     assert other["scored"] == 6 and other["model_version"] == model_version_of(str(model)) + " margins 0/0 mm"
     loose = _table(out)
     seg_off = Segmenter(model, device="cpu", margins=off)
@@ -96,7 +97,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(archive, tmp_path,
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     out = tmp_path / "out"
     try:
-        summary = run_batch(folders, out, workers=2, model=str(model), device="cpu")
+        summary = run_batch(folders, out, workers=2, settings=SegmenterSettings(model=str(model), device="cpu"))
     finally:
         ray.shutdown()
     assert flag.exists(), "the fault was injected"
@@ -115,7 +116,7 @@ def test_two_node_cluster(archive, tmp_path):
     try:
         ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
         out = tmp_path / "out"
-        run_batch(folders, out, address=cluster.address, workers=2, model=str(model), device="cpu")
+        run_batch(folders, out, address=cluster.address, workers=2, settings=SegmenterSettings(model=str(model), device="cpu"))
         nodes = {json.loads(done_marker(out, k).read_text())["rows"][0]["node"] for k in _table(out)}
         assert len(nodes) == 2
     finally:

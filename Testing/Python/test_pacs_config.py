@@ -73,7 +73,7 @@ def test_roi_margins_in_a_service_config(tmp_path, service):
     """Sites set the automatic ROI's margins in the JSON config; a bad value stops the service at
     start with one line naming the key, not at the first exam."""
     from mrefibrosis.errors import MREFibrosisError
-    from mrefibrosis.model.roi_margins import RoiMargins
+    from mrefibrosis.model.margin_settings import RoiMargins
     from mrefibrosis.pacs.receiver import ReceiverConfig
     from mrefibrosis.pacs.worker import WorkerConfig
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mrefibrosis.cli import main as cli_main
+from mrefibrosis.model.segmenter_settings import SegmenterSettings
 from mrefibrosis.reading.exam_loader import read_exam
 from mrefibrosis.results.roi_files import read_roi
 from MREFibrosisLib.exam_nodes import CONFIDENT
@@ -111,10 +112,10 @@ def test_a_study_with_a_stored_roi_opens_with_that_roi(scene, exam_dir, tmp_path
 def test_a_new_roi_is_cut_to_the_margins_asked_for(scene, exam_dir, tmp_path):
     """`review --roi-edge-mm/--roi-driver-mm`: the page's automatic ROI is the CLI's `segment` with the
     same margins, and the page says which margins it used when they are not the defaults."""
-    from mrefibrosis.model.roi_margins import RoiMargins
+    from mrefibrosis.model.margin_settings import RoiMargins
 
     session = ReviewSession(scene)
-    origin = session.open(exam_dir / "dicom", use_stored=False, margins=RoiMargins(0.0, 0.0))
+    origin = session.open(exam_dir / "dicom", use_stored=False, settings=SegmenterSettings(margins=RoiMargins(0.0, 0.0)))
     assert origin.kind == "segmenter" and "margins 0 mm inside the liver, 0 mm from the driver" in origin.detail
     mask = segment_mask(session.segmentation, session.roi_segment_id, session.nodes.stiffness)
     argv = ["-q", "segment", str(exam_dir / "dicom"), "--out", str(tmp_path / "cli"), "--roi-edge-mm", "0", "--roi-driver-mm", "0"]

@@ -12,7 +12,8 @@ from fixtures import plant_driver_source
 from scipy import ndimage
 
 from mrefibrosis.measure.driver import driver_contact
-from mrefibrosis.model.roi_margins import NO_MARGINS, RoiMargins, within_margins
+from mrefibrosis.model.margin_settings import NO_MARGINS, RoiMargins
+from mrefibrosis.model.roi_margins import within_margins
 from mrefibrosis.reading.exam_loader import read_exam
 from mrefibrosis.results.roi_files import read_roi
 

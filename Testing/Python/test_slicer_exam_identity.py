@@ -3,47 +3,20 @@ engine did not decide are refused or read again by the engine (real MRML, real D
 
 import json
 import sys
-from collections import defaultdict
 
 import numpy as np
 import pydicom
 import pytest
 import slicer
 from fixtures import make_ge_exam
+from slicer_helpers import FolderDicomDatabase
 
+from mrefibrosis.model.segmenter_settings import SegmenterSettings
 from mrefibrosis.reading.exam_loader import read_exam
 from MREFibrosisLib import MREFibrosisLogic
 from MREFibrosisLib.exam_identity import ExamMismatchError, NotEngineVolumeError, identity_of
 from MREFibrosisLib.exam_nodes import LPS_TO_RAS, _vtk_matrix
 from MREFibrosisLib.segment_nodes import find_roi_segment, segment_mask, set_roi_segment
-
-
-class FolderDicomDatabase:
-    """The four ctkDICOMDatabase look-ups the Lib uses, answered from real files on disk."""
-
-    def __init__(self, folder):
-        self.instances, self.series_files, self.study_series, self.series_study = {}, defaultdict(list), defaultdict(list), {}
-        for f in sorted(folder.rglob("*")):
-            if not f.is_file():
-                continue
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-            self.instances[ds.SOPInstanceUID] = str(f)
-            self.series_files[ds.SeriesInstanceUID].append(str(f))
-            if ds.SeriesInstanceUID not in self.study_series[ds.StudyInstanceUID]:
-                self.study_series[ds.StudyInstanceUID].append(ds.SeriesInstanceUID)
-            self.series_study[ds.SeriesInstanceUID] = ds.StudyInstanceUID
-
-    def fileForInstance(self, uid):
-        return self.instances.get(uid, "")
-
-    def studyForSeries(self, uid):
-        return self.series_study.get(uid, "")
-
-    def seriesForStudy(self, uid):
-        return list(self.study_series.get(uid, []))
-
-    def filesForSeries(self, uid):
-        return list(self.series_files.get(uid, []))
 
 
 def _roi_node(logic, scene, stiffness, mask):
@@ -177,7 +150,7 @@ def test_segment_arguments_name_exactly_this_exam(scene, ge_exam, tmp_path):
     logic = MREFibrosisLogic()
     nodes = logic.load_exam(scene, ge_exam.path)
     identity = identity_of(nodes.stiffness)
-    args = logic.segment_arguments(identity, tmp_path, model_path="m.mrefmodel", device="cpu")
+    args = logic.segment_arguments(identity, tmp_path, SegmenterSettings(model="m.mrefmodel", device="cpu"))
     assert args[:4] == ["-m", "mrefibrosis", "segment", identity.source_folder]
     assert args[args.index("--study") + 1] == identity.exam_key
     assert args[args.index("--stiffness-series") + 1] == identity.series_uid
@@ -190,7 +163,7 @@ def test_late_segment_lands_on_the_exam_it_was_started_for(scene, tiny_model, tm
     logic = MREFibrosisLogic()
     na = logic.load_exam(scene, exams[0] / "dicom")
     nb = logic.load_exam(scene, exams[1] / "dicom")
-    job = logic.start_segment(na.stiffness, model_path=model, device="cpu", work_dir=tmp_path / "job")
+    job = logic.start_segment(na.stiffness, SegmenterSettings(model=model, device="cpu"), work_dir=tmp_path / "job")
     # meanwhile the user selects B and draws B's ROI; the panel's selection is B's segmentation
     seg_b = _roi_node(logic, scene, nb.stiffness, np.ones(slicer.util.arrayFromVolume(nb.stiffness).shape, bool))
     assert job.runner.wait(300).state.value == "succeeded", job.runner.output[-5:]
@@ -204,7 +177,7 @@ def test_segment_of_a_closed_exam_imports_nothing(scene, tiny_model, tmp_path):
     model, exams = tiny_model
     logic = MREFibrosisLogic()
     na = logic.load_exam(scene, exams[0] / "dicom")
-    job = logic.start_segment(na.stiffness, model_path=model, device="cpu", work_dir=tmp_path / "job")
+    job = logic.start_segment(na.stiffness, SegmenterSettings(model=model, device="cpu"), work_dir=tmp_path / "job")
     scene.RemoveNode(na.stiffness)
     assert job.runner.wait(300).state.value == "succeeded"
     n_segs = scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
@@ -219,7 +192,7 @@ def test_cancelled_segment_ends_its_processes_and_imports_nothing(scene, tiny_mo
     model, exams = tiny_model
     logic = MREFibrosisLogic()
     na = logic.load_exam(scene, exams[0] / "dicom")
-    job = logic.start_segment(na.stiffness, model_path=model, device="cpu", work_dir=tmp_path / "job")
+    job = logic.start_segment(na.stiffness, SegmenterSettings(model=model, device="cpu"), work_dir=tmp_path / "job")
     tree = [job.runner.pid, *_descendants(job.runner.pid)]
     assert job.runner.cancel() is True
     assert not any(_alive(p) for p in tree)

@@ -8,6 +8,7 @@ import pytest
 import slicer
 
 from mrefibrosis.cli import main as cli_main
+from mrefibrosis.model.segmenter_settings import SegmenterSettings
 from mrefibrosis.reading.exam_loader import read_exam
 from MREFibrosisLib import MREFibrosisLogic
 from MREFibrosisLib.exam_nodes import CONFIDENT, LPS_TO_RAS, numpy_matrix
@@ -51,7 +52,7 @@ def test_radiologist_flow_segment_in_background_edit_compute_export(scene, tiny,
 
     model, exams = tiny
     logic, nodes = _loaded(scene, exams[0])
-    job = logic.start_segment(nodes.stiffness, model_path=model, device="cpu", work_dir=tmp_path / "job")
+    job = logic.start_segment(nodes.stiffness, SegmenterSettings(model=model, device="cpu"), work_dir=tmp_path / "job")
     update = job.runner.wait(300)
     assert update.state.value == "succeeded", job.runner.output[-5:]
     assert update.progress == 1.0 and any(line.startswith("progress ") for line in job.runner.output)
@@ -116,9 +117,16 @@ def test_radiologist_flow_segment_in_background_edit_compute_export(scene, tiny,
 
 
 def test_no_valid_area_is_indeterminate(scene, tiny):
+    """An ROI drawn only on invalid pixels; and the validity labelmap edited in the scene changes
+    nothing: Compute measures the exam's own validity, as the engine read it."""
     logic, nodes = _loaded(scene, tiny[1][1])
-    slicer.util.updateVolumeFromArray(nodes.validity, np.zeros(slicer.util.arrayFromVolume(nodes.validity).shape, np.uint8))
     seg = logic.import_roi_file(scene, nodes.stiffness, tiny[1][1] / "roi.seg.nrrd")
+    before, _ = logic.compute(scene, nodes.stiffness, seg)
+    slicer.util.updateVolumeFromArray(nodes.validity, np.zeros(slicer.util.arrayFromVolume(nodes.validity).shape, np.uint8))
+    after, _ = logic.compute(scene, nodes.stiffness, seg)
+    assert before.measurement.status == "ok" and after.measurement.mean_kpa == before.measurement.mean_kpa
+    outside = ~logic.exam_for(nodes.stiffness).valid
+    seg = logic.set_roi(scene, nodes.stiffness, outside)
     result, table = logic.compute(scene, nodes.stiffness, seg)
     assert result.measurement.status == "indeterminate" and result.measurement.stage is None
     assert table_value(table, table.GetNumberOfRows() - 1, "mean_kpa") is None

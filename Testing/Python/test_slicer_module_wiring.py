@@ -40,11 +40,22 @@ def test_parameter_node_registered_under_the_module_name():
 
 
 def test_finish_slot_resets_the_panel_whatever_happens():
-    poll = _method(_class("MREFibrosisWidget"), "_pollSegment")
-    tries = [n for n in ast.walk(poll) if isinstance(n, ast.Try) and n.finalbody]
+    poll = ast.unparse(_method(_class("MREFibrosisWidget"), "_pollSegment"))
+    assert "self._watch.tick(" in poll and "errorDisplay" not in poll and "tryWithErrorDisplay" not in poll
+    ended = _method(_class("MREFibrosisWidget"), "_segmentEnded")
+    tries = [n for n in ast.walk(ended) if isinstance(n, ast.Try) and n.finalbody]
     assert tries and any("_endJob" in ast.unparse(t.finalbody) for t in tries)
     cancel = _method(_class("MREFibrosisWidget"), "onCancel")
     assert any(isinstance(n, ast.Try) and "_endJob" in ast.unparse(n.finalbody) for n in ast.walk(cancel))
+
+
+def test_compute_never_passes_the_validity_selector_and_export_always_asks_for_dicom():
+    """The selector may hold another exam's validity map (it changes only on load); the Lib
+    measures the exam's own. Export always asks: the Lib writes the files and says why DICOM was not."""
+    compute = ast.unparse(_method(_class("MREFibrosisWidget"), "onCompute"))
+    assert "validityVolume" not in compute
+    export = ast.unparse(_method(_class("MREFibrosisWidget"), "onExport"))
+    assert "dicom=True" in export and "SourceFolder" not in export
 
 
 def test_every_action_slot_reports_errors():
@@ -76,7 +87,7 @@ def test_widget_calls_only_what_the_lib_offers():
 def test_panel_margin_defaults_and_range_are_the_engines():
     """The panel cannot import the engine before its packages are installed, so it writes the
     margins' defaults out; they must stay the engine's (RoiMargins) and its 0-100 mm range."""
-    from mrefibrosis.model.roi_margins import RoiMargins
+    from mrefibrosis.model.margin_settings import RoiMargins
 
     fields = {n.target.id: n for n in _class("MREFibrosisParameterNode").body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
     engine = RoiMargins()
@@ -84,4 +95,4 @@ def test_panel_margin_defaults_and_range_are_the_engines():
         assert ast.literal_eval(fields[name].value) == default, name
         assert "WithinRange(0.0, 100.0)" in ast.unparse(fields[name].annotation), name
     onsegment = ast.unparse(_method(_class("MREFibrosisWidget"), "onSegment"))
-    assert "roi_margins(p.roiEdgeMm, p.roiDriverMm)" in onsegment and "margins=margins" in onsegment
+    assert "panel_settings(p.modelPath, p.forceCpu, p.roiEdgeMm, p.roiDriverMm)" in onsegment and "start_segment(volume, settings)" in onsegment

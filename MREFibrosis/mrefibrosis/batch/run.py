@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import MREFibrosisError
 from ..model.model_file import MAGIC, MAGIC_V1
-from ..model.roi_margins import RoiMargins
+from ..model.segmenter_settings import SegmenterSettings
 from ..results.staged_files import atomic_write_text
 from .scorer import COLUMNS, ExamScorer, folder_key, read_done
 
@@ -76,15 +76,12 @@ def run_batch(
     address: str | None = None,
     workers: int = 2,
     gpus_per_worker: float = 0.0,
-    model: str | None = None,
-    device: str = "auto",
+    settings: SegmenterSettings = SegmenterSettings(),
     preset: str = "seed",
     read_options: dict | None = None,
-    runtime: str = "auto",
-    margins: RoiMargins | None = None,
 ) -> dict:
-    """`margins` (`RoiMargins`; default the engine's) cut every automatic ROI; other margins than the
-    defaults become part of the run's model version, so a rerun with other margins scores again."""
+    """Every worker builds its segmenter from `settings`. Margins other than the defaults become
+    part of the run's model version, so a rerun with other margins scores again."""
     try:
         import ray
     except ImportError:
@@ -92,9 +89,9 @@ def run_batch(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     folders = list_exam_folders(input_path)
-    version = model_version_of(model)
-    margins = margins or RoiMargins()
-    if margins != RoiMargins():
+    version = model_version_of(settings.model)
+    margins = settings.margins
+    if margins != SegmenterSettings().margins:
         version = f"{version} margins {margins.liver_edge_mm:g}/{margins.driver_mm:g} mm"
     keys = {folder_key(f): f for f in folders}
     todo = [(str(f), k) for k, f in keys.items() if read_done(out_dir, k, version) is None]
@@ -109,13 +106,10 @@ def run_batch(
             ExamScorer,
             fn_constructor_kwargs=dict(
                 out_dir=str(out_dir.resolve()),
-                model=model,
-                device=device,
+                settings=settings.to_json(),
                 preset=preset,
                 read_options=read_options or {},
                 model_version=version,
-                runtime=runtime,
-                margins=margins,
             ),
             batch_size=1,
             concurrency=workers,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import MREFibrosisError
-from ..model.roi_margins import RoiMargins
+from ..model.segmenter_settings import SegmenterSettings
 from ..reading.exam_loader import ReadOptions
 from ..results.staged_files import atomic_write_text
 
@@ -93,18 +93,13 @@ class ExamScorer:
     def __init__(
         self,
         out_dir: str,
-        model: str | None,
-        device: str,
+        settings: dict,
         preset: str,
         read_options: dict,
         model_version: str,
-        runtime: str = "auto",
-        margins: RoiMargins = RoiMargins(),
     ):
-        from ..model.inference import Segmenter
-
         self.out_dir = Path(out_dir)
-        self.segmenter = Segmenter(model, device=device, runtime=runtime, margins=margins)
+        self.segmenter = SegmenterSettings.from_json(settings).build()  # JSON: what crosses to a Ray worker
         self.preset = preset
         self.options = ReadOptions(**read_options)
         self.model_version = model_version

@@ -95,11 +95,6 @@ def evaluate_exam(row: ManifestRow, segmenter, preset: Preset, without_magnitude
     return ev
 
 
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
-
-
 def _seg_summary(evals: list[ExamEvaluation]) -> dict:
     s = [e.scores for e in evals if e.scores is not None]
     if not s:

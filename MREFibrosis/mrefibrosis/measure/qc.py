@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from ..reading.exam import Exam
 from .driver import BODY_FRACTION_OF_P99, driver_contact, driver_share
+from .reader_margins import DRIVER_MM, EDGE_MM
 
 FLAG_DARK_LIVER = "liver_dark_on_magnitude"
 
@@ -31,14 +32,9 @@ DARK_LIVER_RATIO = 0.25
 # the numbers below are assumed, not yet checked on patients.
 MIN_CONFIDENT_LIVER_CM2 = 5.0  # below: indeterminate
 LOW_CONFIDENT_LIVER_CM2 = 15.0  # below: warning
-EDGE_MM = 10.0  # the reader's margin inside the liver edge
 EDGE_SHARE_WARN = 0.5  # share of the ROI closer than EDGE_MM to the predicted liver edge: warning
 EDGE_SHARE_FAIL = 0.9  # ... indeterminate
 TTA_AGREEMENT_WARN = 0.7  # Dice between the plain and the shifted prediction: below it, a warning
-# The driver's near field (domain doc sections 2 and 6; assumed, not checked on patients): the
-# simulated reader keeps 35 mm away; the margin here is smaller, so only an ROI that is mostly
-# right under the contact patch is flagged.
-DRIVER_MM = 25.0
 DRIVER_SHARE_WARN = 0.5
 DRIVER_SHARE_FAIL = 0.9
 # Breath-hold mismatch between phase offsets (the rule and its evidence in breath_hold.py and

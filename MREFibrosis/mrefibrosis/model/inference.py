@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable
@@ -13,9 +14,10 @@ import numpy as np
 
 from ..errors import MREFibrosisError
 from .identity import ModelIdentity
+from .margin_settings import RoiMargins
 from .model_file import ModelFileError, load_model_file, published_checksum
 from .onnx_format import graph_path_for
-from .roi_margins import RoiMargins, away_from_driver, within_margins
+from .roi_margins import away_from_driver, within_margins
 from .runtime_errors import DeviceError, ModelUnavailableError, SegmentationCancelled
 from .torch_runtime import PRECISIONS, resolve_device
 
@@ -51,7 +53,7 @@ def default_model_path() -> Path:
 def cuda_may_be_present() -> bool:
     """Whether a CUDA GPU could be there, without importing torch (which costs seconds): torch is
     installed and an NVIDIA driver is visible."""
-    from .._lazy import installed
+    from .._packages import installed
 
     if not (installed("torch") and installed("segmentation_models_pytorch")):  # a partial torch runtime cannot run
         return False
@@ -232,6 +234,16 @@ class Segmenter:
         self.runtime, self.device, self.precision = self.network.runtime, self.network.device, self.network.precision
         self.tta = tta
         self.margins = margins
+
+    def with_margins(self, margins: RoiMargins) -> Segmenter:
+        """The same loaded network with other reader's margins (post-processing only). Why: a front
+        end that keeps segmenters loaded keys them by model and runtime, not by margins; one
+        session per margin value the panel's spin boxes pass through cost hundreds of MiB each."""
+        if margins == self.margins:
+            return self
+        other = copy.copy(self)
+        other.margins = margins
+        return other
 
     def probabilities(self, exams: list[Exam], cancelled=None) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """Sigmoid maps (slices, outputs, rows, columns) on each exam's native grid; all slices of all

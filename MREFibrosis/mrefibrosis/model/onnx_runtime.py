@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._lazy import installed
+from .._packages import installed
 from .model_file import ModelFile, ModelFileError, ModelInfo, published_checksum, publishes_checksums, read_verified
 from .onnx_format import GRAPH_FORMAT, INPUT_NAME, META_FORMAT, META_INFO, META_INITIALIZERS, META_WEIGHTS, OUTPUT_NAME, graph_metadata, initializer_value
 from .runtime_errors import ModelUnavailableError, SegmentationCancelled

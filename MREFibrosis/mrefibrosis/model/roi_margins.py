@@ -16,53 +16,12 @@ ROI a person drew or edited.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage
 
 from ..measure.driver import driver_contact
-from ..measure.qc import DRIVER_MM, EDGE_MM
 from ..reading.exam import Exam
-
-
-def checked_mm(value: float, name: str = "margin") -> float:
-    """A margin width as given, or ValueError: 0 (off) to 100 mm."""
-    if not np.isfinite(value) or value < 0 or value > 100:
-        raise ValueError(f"{name} must be between 0 and 100 mm, not {value}")
-    return value
-
-
-@dataclass(frozen=True)
-class RoiMargins:
-    liver_edge_mm: float = EDGE_MM  # the ROI stays this deep inside the predicted liver (needs a liver-aware model)
-    driver_mm: float = DRIVER_MM  # ... and this far from the driver's contact patch (needs wave or phase images)
-
-    def __post_init__(self) -> None:
-        for name in ("liver_edge_mm", "driver_mm"):
-            checked_mm(getattr(self, name), name)
-
-    def to_json(self) -> dict:
-        return {"liver_edge_mm": self.liver_edge_mm, "driver_mm": self.driver_mm}
-
-    @staticmethod
-    def from_json(values: dict, where: str = "roi_margins_mm") -> RoiMargins:
-        """From a service's JSON config; missing keys keep their defaults. Raises ValueError with a
-        line that names the key."""
-        if not isinstance(values, dict):
-            raise ValueError(f'{where} must be an object such as {{"liver_edge_mm": 10, "driver_mm": 25}}')
-        unknown = set(values) - {"liver_edge_mm", "driver_mm"}
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {', '.join(sorted(unknown))}; use liver_edge_mm and driver_mm")
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values.values()):
-            raise ValueError(f"{where}: margins are numbers of mm from 0 (off) to 100")
-        try:
-            return RoiMargins(**{k: float(v) for k, v in values.items()})
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-
-
-NO_MARGINS = RoiMargins(0.0, 0.0)
+from .margin_settings import RoiMargins
 
 
 def pixel_spacing_mm(exam: Exam) -> tuple[float, float]:

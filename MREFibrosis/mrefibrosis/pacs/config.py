@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from ..errors import MREFibrosisError
+from ..model.margin_settings import RoiMargins
+from ..model.segmenter_settings import JSON_KEYS, SegmenterSettings
 
 T = TypeVar("T")
 
@@ -25,12 +27,38 @@ def load_config(cls: type[T], path, what: str) -> T:
     return cls(**raw)
 
 
-def roi_margins(values: dict):
-    """The automatic ROI's margins from a config's `roi_margins_mm` (model/roi_margins.py); a bad
-    value is one config error."""
-    from ..model.roi_margins import RoiMargins
+@dataclass
+class ServiceConfig:
+    """What the PACS worker and the DICOM receiver share: the segmenter (`SegmenterSettings`'s JSON
+    keys, model checksum, runtime and precision included), the staging preset and how exams are
+    read. Checked when the config is loaded, not at the first exam."""
 
-    try:
-        return RoiMargins.from_json(values)
-    except ValueError as exc:
-        raise MREFibrosisError(f"{exc} (config key roi_margins_mm; see docs/pacs.md).") from None
+    model: str | None = None
+    model_sha256: str | None = None
+    device: str = "auto"
+    runtime: str = "auto"
+    precision: str = "auto"
+    tta: bool = False
+    roi_margins_mm: dict = field(default_factory=dict)  # {"liver_edge_mm": 10, "driver_mm": 25}; missing keys: the defaults
+    preset: str = "seed"
+    read_options: dict = field(default_factory=dict)
+
+    WHAT: ClassVar[str] = "service"
+
+    @classmethod
+    def load(cls: type[C], path) -> C:
+        config = load_config(cls, path, cls.WHAT)
+        config.segmenter_settings()
+        return config
+
+    def segmenter_settings(self) -> SegmenterSettings:
+        try:
+            return SegmenterSettings.from_json({k: getattr(self, k) for k in JSON_KEYS}, f"{self.WHAT} config")
+        except ValueError as exc:
+            raise MREFibrosisError(f"{exc} (see docs/pacs.md).") from None
+
+    def margins(self) -> RoiMargins:
+        return self.segmenter_settings().margins
+
+
+C = TypeVar("C", bound=ServiceConfig)

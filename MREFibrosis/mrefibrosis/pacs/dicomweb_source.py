@@ -19,7 +19,6 @@ from .jobs import JobStore
 from .orthanc_source import is_result_series
 
 STUDY_UID, N_INSTANCES, MODALITY, SERIES_UID, DESCRIPTION = "0020000D", "00201208", "00080060", "0020000E", "0008103E"
-MODALITIES = "00080061"
 
 
 def _value(item: dict, tag: str, default=None):

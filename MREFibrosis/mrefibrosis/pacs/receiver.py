@@ -17,12 +17,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pydicom
 
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..reading.exam_loader import ReadOptions
-from .config import load_config, roi_margins
+from .config import ServiceConfig
 
 log = logging.getLogger("mrefibrosis.receiver")
 
@@ -34,7 +35,10 @@ ACCEPTED_SOP_CLASSES = (
 
 
 @dataclass
-class ReceiverConfig:
+class ReceiverConfig(ServiceConfig):
+    """The storage SCP's JSON config (docs/pacs.md); the segmenter, preset and read options come
+    from `ServiceConfig`."""
+
     ae_title: str = "MREFIBROSIS"
     bind_address: str = "127.0.0.1"
     port: int = 11112
@@ -42,20 +46,8 @@ class ReceiverConfig:
     destination: dict | None = None  # {"ae_title": ..., "host": ..., "port": ...}
     quiet_seconds: float = 5.0
     spool_dir: str = "mrefibrosis-spool"
-    model: str | None = None
-    roi_margins_mm: dict = field(default_factory=dict)  # {"liver_edge_mm": 10, "driver_mm": 25}; missing keys: the defaults
-    device: str = "auto"
-    preset: str = "seed"
-    read_options: dict = field(default_factory=dict)
 
-    @staticmethod
-    def load(path) -> ReceiverConfig:
-        config = load_config(ReceiverConfig, path, "receiver")
-        config.margins()  # refused at start, not at the first exam
-        return config
-
-    def margins(self):
-        return roi_margins(self.roi_margins_mm)
+    WHAT: ClassVar[str] = "receiver"
 
 
 def study_key(study_uid: str) -> str:
@@ -70,9 +62,7 @@ class Receiver:
         self.spool = Path(config.spool_dir)
         self.spool.mkdir(parents=True, exist_ok=True)
         if segmenter is None:
-            from ..model.inference import Segmenter
-
-            segmenter = Segmenter(config.model, device=config.device, margins=config.margins())
+            segmenter = config.segmenter_settings().build()
         self.segmenter = segmenter
         self.options = ReadOptions(**config.read_options)
         self._last_seen: dict[str, float] = {}

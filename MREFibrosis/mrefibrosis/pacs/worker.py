@@ -16,11 +16,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
 from ..reading.exam_loader import ReadOptions
-from .config import load_config, roi_margins
+from .config import ServiceConfig
 from .http_session import AuthSettings, PacsConfigError, PacsError, PacsUnavailable, make_session
 from .jobs import DONE, FAILED, IGNORED, Job, JobStore
 
@@ -28,9 +29,10 @@ log = logging.getLogger("mrefibrosis.worker")
 
 
 @dataclass
-class WorkerConfig:
+class WorkerConfig(ServiceConfig):
     """One JSON file configures a site (see docs/pacs.md). Secrets are never in it: `auth` names the
-    environment variable or file that holds them."""
+    environment variable or file that holds them. The segmenter, preset and read options come from
+    `ServiceConfig`."""
 
     source: str = "orthanc"  # "orthanc" (Orthanc REST change feed) or "dicomweb" (QIDO/WADO/STOW-RS)
     orthanc_url: str = "http://127.0.0.1:8042"
@@ -45,25 +47,12 @@ class WorkerConfig:
     stable_seconds: float = 10.0  # DICOMweb: an unchanged instance count for this long means the study is complete
     lookback_days: int | None = 2  # DICOMweb: search studies dated from the watermark minus this (None: all)
     page_size: int = 100
-    model: str | None = None
-    model_sha256: str | None = None
-    roi_margins_mm: dict = field(default_factory=dict)  # {"liver_edge_mm": 10, "driver_mm": 25}; missing keys: the defaults
-    device: str = "auto"
-    preset: str = "seed"
     jobs_db: str = "mrefibrosis-jobs.sqlite"
     work_dir: str | None = None
     poll_seconds: float = 2.0
     max_backoff_seconds: float = 300.0
-    read_options: dict = field(default_factory=dict)
 
-    @staticmethod
-    def load(path) -> WorkerConfig:
-        config = load_config(WorkerConfig, path, "worker")
-        config.margins()  # refused at start, not at the first exam
-        return config
-
-    def margins(self):
-        return roi_margins(self.roi_margins_mm)
+    WHAT: ClassVar[str] = "worker"
 
 
 def make_source(config: WorkerConfig):
@@ -98,9 +87,7 @@ class PacsWorker:
         self.source = make_source(config)
         self.jobs = JobStore(config.jobs_db)
         if segmenter is None:
-            from ..model.inference import Segmenter
-
-            segmenter = Segmenter(config.model, device=config.device, expected_sha256=config.model_sha256, margins=config.margins())
+            segmenter = config.segmenter_settings().build()
         self.segmenter = segmenter
         describe = getattr(segmenter, "describe", lambda: {})()
         self.model_version = f"{__version__}:{describe.get('model_version', 'unknown')}:{describe.get('sha256', '')[:16]}"

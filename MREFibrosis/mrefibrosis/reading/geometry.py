@@ -56,13 +56,6 @@ class Geometry:
     def pixel_area_mm2(self) -> float:
         return self.row_spacing_mm * self.column_spacing_mm
 
-    @property
-    def is_evenly_spaced(self) -> bool:
-        if self.n_slices < 3:
-            return True
-        steps = np.diff(self.slice_locations_mm)
-        return bool(np.max(np.abs(steps - steps.mean())) <= 0.05 * abs(steps.mean()) + 0.01)
-
     def ijk_to_lps(self) -> np.ndarray:
         """4x4 matrix from (column i, row j, slice k) indices to LPS mm on the regular grid."""
         m = np.eye(4)

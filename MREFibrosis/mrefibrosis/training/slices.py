@@ -13,9 +13,10 @@ import numpy as np
 
 from ..errors import MREFibrosisError
 from ..model.inference import allowed_region
+from ..model.margin_settings import RoiMargins
 from ..model.model_file import Preprocessing
 from ..model.preprocess import extra_channels, low_confidence_region, windowed_elastogram
-from ..model.roi_margins import RoiMargins, away_from_driver, pixel_spacing_mm
+from ..model.roi_margins import away_from_driver, pixel_spacing_mm
 from ..reading.exam_loader import ReadOptions, read_exam
 from ..results.roi_files import read_roi
 from .manifest import ManifestRow

@@ -26,9 +26,10 @@ import torch
 from ..errors import MREFibrosisError
 from ..model.architectures import build_model
 from ..model.inference import dice, roi_from_maps
+from ..model.margin_settings import RoiMargins
 from ..model.model_file import ModelInfo, Preprocessing, read_model_file, save_model
 from ..model.preprocess import Canvas, to_model_size, to_native_size
-from ..model.roi_margins import RoiMargins, margins_region
+from ..model.roi_margins import margins_region
 from ..model.torch_runtime import autocast, resolve_device
 from ..results.staged_files import atomic_write_text
 from .augment import render_slice
