@@ -1,4 +1,4 @@
-"""Which of the module's pinned Python requirements are missing here, without installing anything.
+"""Which of the module's first-use requirement lines apply here and are not met, without installing anything.
 
 Why Qt-free: the panel asks before installing (and the self-test must never install), so the check
 itself is plain Python that pytest runs on both the project's and Slicer 5.12's package sets.

@@ -48,3 +48,15 @@ def test_the_command_line_starts_without_torch_or_scipy():
     code = "import sys, mrefibrosis.cli as c; c.build_parser(); print(sorted({'torch', 'scipy', 'MREFibrosisReview'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_every_module_is_named_in_the_architecture_page():
+    """docs/architecture.md keeps a module index; a module added without a line there fails."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    modules = {
+        p.relative_to(ROOT / "MREFibrosis").as_posix()
+        for p in (ROOT / "MREFibrosis").rglob("*.py")
+        if p.name != "__init__.py" and "__pycache__" not in p.parts and not any(part.endswith(".egg-info") for part in p.parts)
+    }
+    missing = sorted(m for m in modules if f"`{m}`" not in page)
+    assert missing == [], "add these to the module index of docs/architecture.md"

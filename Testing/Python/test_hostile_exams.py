@@ -167,6 +167,30 @@ def test_header_followed_by_zeros_is_read_in_no_time(ge):
     assert result.mean_kpa == pytest.approx(clean.mean_kpa)
 
 
+def test_zero_filled_files_with_a_valid_meta_header_cost_no_time(ge):
+    """A DICM preamble and file meta header, then zeros: a run of (0000,0000) elements. Each such file
+    parsed to the 16 MB header cap (about 7 s); 17 of them pushed an exam past its 120 s budget."""
+    from pydicom.dataset import FileMetaDataset
+
+    fx, roi, clean = ge
+    for n in range(17):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = pydicom.uid.MRImageStorage
+        meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+        target = fx.path / f"zeros_{n:02d}.dcm"
+        with open(target, "wb") as fh:
+            fh.write(b"\0" * 128 + b"DICM")
+            pydicom.filewriter.write_file_meta_info(fh, meta, enforce_standard=True)
+        with open(target, "r+b") as fh:
+            fh.truncate(15 << 20)  # sparse: no disk
+    t0 = time.monotonic()
+    result = process_exam(fx.path, roi).measurement
+    assert time.monotonic() - t0 < 10.0
+    assert result.mean_kpa == pytest.approx(clean.mean_kpa)
+
+
 def test_oversized_research_series_is_not_decoded(ge):
     fx, roi, clean = ge
     m_oversized_series(fx.path, random.Random(3), side=2048, n=6)

@@ -190,3 +190,39 @@ def test_manual_roi_on_a_dicom_browser_volume_survives_the_engines_reading(scene
     assert find_roi_segment(drawn)
     with pytest.raises(ValueError, match="no ROI to measure"):
         logic.compute(scene, first.stiffness, None)
+
+
+def test_segment_asks_before_replacing_an_edited_or_hand_drawn_roi(scene, exams):
+    """The panel asks before Segment replaces an ROI that holds a radiologist's work (roi_edited)."""
+    logic = MREFibrosisLogic()
+    nodes = logic.load_exam(scene, exams["ge"] / "dicom")
+    exam = logic.exam_for(nodes.stiffness)
+    seg = logic.set_roi(scene, nodes.stiffness, exam.valid)  # as Segment leaves it
+    assert not logic.roi_edited(nodes.stiffness, seg)
+    edited = exam.valid.copy()
+    edited[:, : edited.shape[1] // 2] = False
+    slicer.util.updateSegmentBinaryLabelmapFromArray(edited.astype(np.uint8), seg, find_roi_segment(seg), nodes.stiffness)
+    assert logic.roi_edited(nodes.stiffness, seg)
+    drawn = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "drawn by hand")
+    drawn.CreateDefaultDisplayNodes()
+    assert not logic.roi_edited(nodes.stiffness, drawn)  # no segment at all: nothing to lose
+    set_roi_segment(drawn, edited, exam.geometry.ijk_to_lps(), nodes.stiffness)
+    assert logic.roi_edited(nodes.stiffness, drawn)
+
+
+def test_segment_leaves_no_temporary_folder_behind(scene, exams):
+    """The child process's folder is removed once its ROI is imported, and after a Cancel."""
+    pytest.importorskip("onnxruntime")
+    from mrefibrosis.model.segmenter_settings import SegmenterSettings
+
+    logic = MREFibrosisLogic()
+    nodes = logic.load_exam(scene, exams["ge"] / "dicom")
+    job = logic.start_segment(nodes.stiffness, SegmenterSettings(device="cpu"))
+    assert job.owns_out_dir and job.out_dir.is_dir()
+    assert job.runner.wait(300).state.value == "succeeded", job.runner.output[-3:]
+    logic.finish_segment(scene, job)
+    assert not job.out_dir.exists()
+    cancelled = logic.start_segment(nodes.stiffness, SegmenterSettings(device="cpu"))
+    cancelled.runner.cancel()
+    cancelled.discard_files()
+    assert not cancelled.out_dir.exists()

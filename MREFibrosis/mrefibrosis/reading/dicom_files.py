@@ -86,17 +86,44 @@ class _BoundedFile:
 def _stop_rule(stop_before_pixels: bool):
     """Where parsing ends: at the pixel data when asked, and at the first top-level tag that is not
     above the one before (elements are stored in ascending order; a run of zeros or junk after the
-    last element would otherwise be parsed to the end of the file, 8 bytes at a time)."""
-    last = [-1]
+    last element would otherwise be parsed to the end of the file, 8 bytes at a time). Group 0000
+    (DIMSE commands) never appears in a stored dataset: a zero-filled body after a valid meta header
+    is a run of (0000,0000) elements, which parsed to the 16 MB cap at about 7 s a file."""
+    last, repeats = [-1], [0]
 
     def stop_when(tag, vr, length) -> bool:
         t = int(tag)
-        if t < last[0]:  # equal: pydicom may ask twice about the first tag
+        if t >> 16 == 0:
             return True
+        if t < last[0]:
+            return True
+        if t == last[0]:  # pydicom may ask twice about the first tag, never more
+            repeats[0] += 1
+            if repeats[0] > 1:
+                return True
+        else:
+            repeats[0] = 0
         last[0] = t
         return stop_before_pixels and t in PIXEL_DATA_TAGS
 
     return stop_when
+
+
+def _dataset_starts_with_zeros(fh) -> bool:
+    """Whether the body after the file meta header starts with zero bytes. They read as (0000,0000)
+    elements of group 0000 (DIMSE commands, never in a stored file), and pydicom parses a leading
+    command group with its own loop, past any stop rule, to the end of the file (7-10 s a file).
+    Reads the meta group's length from (0002,0000); False when the header does not say it."""
+    fh.seek(128)
+    head = fh.read(16)
+    fh.seek(0)
+    if len(head) < 16 or head[:4] != b"DICM" or head[4:8] != b"\x02\x00\x00\x00" or head[8:10] != b"UL":
+        return False
+    meta_length = int.from_bytes(head[12:16], "little")
+    fh.seek(144 + meta_length)
+    body = fh.read(16)
+    fh.seek(0)
+    return body == bytes(16)  # a real command element, non-conformant as it is, has a VR or length
 
 
 def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
@@ -108,6 +135,8 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
         with open(path, "rb") as raw, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fh = _BoundedFile(raw, limit) if limit < size else raw  # the file's own end bounds a full read
+            if _dataset_starts_with_zeros(raw):
+                raise DicomReadError(f"{path.name}: no data elements after the file meta header (zeros); the file is damaged, re-export it.")
             try:
                 ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels), force=False)
                 # Touch the elements we rely on so that lazy parsing errors surface here.
