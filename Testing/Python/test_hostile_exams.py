@@ -22,7 +22,7 @@ from fuzz_harness import (
 )
 
 from mrefibrosis.cli import main
-from mrefibrosis.errors import MREFibrosisError, PixelDataError, SeriesError, UnitError
+from mrefibrosis.errors import ExamNotFoundError, MREFibrosisError, PixelDataError, SeriesError, UnitError
 from mrefibrosis.pipeline import process_exam, write_results
 from mrefibrosis.reading.budget import BudgetLimits, ReadBudgetError
 from mrefibrosis.reading.exam_loader import ReadOptions, read_exam
@@ -154,6 +154,69 @@ def test_frames_that_disagree_with_the_pixel_data_are_a_typed_error(ge):
     with pytest.raises(MREFibrosisError) as err:
         read_exam(fx.path)
     assert "Rows" in _one_line(err.value) or "frames" in str(err.value)
+
+
+# ------------------------------------------------------------------ driver frequency
+def _set_driver_frequency(folder, series_number: str | None, vr: str, value) -> None:
+    for f in sorted(folder.rglob("*")):
+        if not f.is_file():
+            continue
+        ds = pydicom.dcmread(f)
+        if series_number is None or str(ds.SeriesNumber) == series_number:
+            ds.add_new((0x0043, 0x10A2), vr, value)
+            ds.save_as(f)
+
+
+def test_a_driver_frequency_that_is_not_a_number_is_unknown_not_matched(ge):
+    """ "nan\\4" used to stage silently: abs(nan - 60) > 0.5 is False."""
+    fx, roi, clean = ge
+    _set_driver_frequency(fx.path, None, "LO", "nan\\4")
+    m = process_exam(fx.path, roi).measurement
+    assert "driver_frequency_unknown" in m.flags and m.mean_kpa == pytest.approx(clean.mean_kpa)
+
+
+def test_series_that_disagree_on_the_driver_frequency_are_flagged_not_resolved_by_order(ge):
+    fx, roi, clean = ge
+    _set_driver_frequency(fx.path, "500", "SS", [40, 4])  # the elastogram says 40 Hz, the raw series 60 Hz
+    result = process_exam(fx.path, roi)
+    m = result.measurement
+    assert "driver_frequency_conflict" in m.flags and "driver_frequency_unknown" in m.flags
+    assert result.status_text.startswith("ok with warnings") and "40 Hz" in " ".join(m.messages) and "60 Hz" in " ".join(m.messages)
+    assert result.exam.driver_frequency_hz is None
+
+
+# ------------------------------------------------------------------ repeat acquisitions
+def _repeat_series(folder, series_number: str, factor: float = 1.3) -> str:
+    """A second acquisition of one series in the same study at the same positions: series number
+    +100, new UIDs, stored values x factor."""
+    uid, number = pydicom.uid.generate_uid(), None
+    out = folder / "repeat"
+    out.mkdir()
+    for n, f in enumerate(sorted(p for p in folder.rglob("*") if p.is_file() and out not in p.parents)):
+        ds = pydicom.dcmread(f)
+        if str(ds.SeriesNumber) != series_number:
+            continue
+        number = int(ds.SeriesNumber) + 100
+        ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.SeriesNumber = uid, pydicom.uid.generate_uid(), number
+        values = ds.pixel_array.astype(np.float64) * factor
+        ds.PixelData = np.clip(values, 0, np.iinfo(ds.pixel_array.dtype).max).astype(ds.pixel_array.dtype).tobytes()
+        ds.save_as(out / f"r{n:03d}.dcm")
+    return str(number)
+
+
+@pytest.mark.parametrize("vendor", ["ge", "siemens"])
+def test_a_repeat_acquisition_is_refused_as_ambiguous_and_the_option_picks_one(vendor, ge, siemens):
+    """GE took the repeat as the hatched twin (every pixel hatch, a technical failure with a wrong
+    reason); Siemens measured the first series silently."""
+    fx, roi, clean = ge if vendor == "ge" else siemens
+    original = "500" if vendor == "ge" else "13"
+    repeat = _repeat_series(fx.path, original)
+    with pytest.raises(ExamNotFoundError, match="repeat acquisition") as err:
+        read_exam(fx.path)
+    message = _one_line(err.value)
+    assert f"series {original} " in message and f"series {repeat} " in message and "--stiffness-series" in message
+    chosen = process_exam(fx.path, roi, ReadOptions(stiffness_series=original)).measurement
+    assert chosen.mean_kpa == pytest.approx(clean.mean_kpa)
 
 
 # ------------------------------------------------------------------ stalls and memory
@@ -310,6 +373,18 @@ def test_lost_edge_slice_is_witnessed_by_the_other_series(ge, edge):
     m = process_exam(fx.path, roi).measurement
     assert "slice_gap" in m.warnings
     assert any("missing from the elastogram" in msg and "Confidence" in msg for msg in m.messages)
+
+
+@pytest.mark.parametrize("size", [0, 64, 131])
+def test_a_file_cut_off_before_its_dicm_marker_counts_as_damaged(ge, size):
+    """A copy that stopped inside the 128-byte preamble leaves zeros and no DICM marker: it used to
+    be skipped as 'not DICOM' and the series' damaged count stayed 0."""
+    fx, roi, _ = ge
+    files = stiffness_files(fx.path)
+    with open(files[-1], "r+b") as fh:
+        fh.truncate(size)
+    m = process_exam(fx.path, roi).measurement
+    assert "unreadable_files_in_series" in m.warnings and "slice_gap" in m.warnings
 
 
 def test_a_complete_exam_whose_series_announce_the_raw_image_count_has_no_gap(ge):

@@ -155,6 +155,8 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
         ) from None
     except RecursionError:
         raise DicomReadError(f"{path.name}: DICOM sequences nested too deeply; the file is corrupt or hostile.") from None
+    except PermissionError:
+        raise DicomReadError(f"{path.name}: permission denied; the file cannot be read, check its permissions or copy the exam again.") from None
     except MemoryError:
         raise DicomReadError(f"{path.name}: an element claims more memory than is available; the file is corrupt.") from None
     except MREFibrosisError:

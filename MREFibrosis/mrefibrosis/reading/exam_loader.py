@@ -14,6 +14,7 @@ from .exam import Exam, SeriesUse, exam_key_for
 from .findings import (
     FLAG_CONFIDENCE_NOT_ALIGNED,
     FLAG_DUPLICATE_IMAGES,
+    FLAG_FREQUENCY_CONFLICT,
     FLAG_OPTIONAL_SERIES_SKIPPED,
     FLAG_RESCALE_VARIES,
     FLAG_SLICE_GAP,
@@ -198,10 +199,51 @@ def _pick_elastograms(series: list[SeriesInfo], options: ReadOptions) -> tuple[S
                 plain.remove(st)
                 masked.append(st)
                 break
+    if not options.stiffness_series:
+        _refuse_repeat_acquisitions(plain, masked)
+    elif plain and masked and not _twins(plain[0], masked[0]):
+        # the named series and another acquisition: the other is no hatch mask of it, nor the reverse
+        if primary.info.reason.startswith("hatch lines found"):
+            primary.info.role, primary.info.reason = roles.STIFFNESS, "named with --stiffness-series"
+        return (None, primary) if primary.info.role == roles.MASKED_STIFFNESS else (primary, None)
     unmasked = plain[0] if plain else None
     if options.stiffness_series and primary.info.role == roles.MASKED_STIFFNESS:
         return unmasked, primary
     return unmasked, masked[0] if masked else None
+
+
+TWIN_MIN_EQUAL_SHARE = 0.2  # a masked twin repeats the plain values outside its hatch (Siemens-style: 0.75-1.0)
+TWIN_MAX_RATIO_OFF = 0.03
+
+
+def _twins(plain: Stack, masked: Stack) -> bool:
+    """Whether `masked` is the plain map with a hatch drawn on it: the same stored values wherever
+    both hold one (Siemens-style twins: 75-100 % equal), not a map of other values (a repeat)."""
+    a, b = plain.stored.astype(np.float64), masked.stored.astype(np.float64)
+    if a.shape != b.shape:
+        return True  # not comparable here; the grids were grouped as one acquisition
+    both = (a > 0) & (b > 0)
+    if both.sum() < 100:
+        return True
+    equal = float(np.mean(np.abs(a[both] - b[both]) <= 1e-6 * np.maximum(1.0, np.abs(a[both]))))
+    ratio = float(np.median(b[both] / a[both]))
+    return equal >= TWIN_MIN_EQUAL_SHARE or abs(ratio - 1.0) <= TWIN_MAX_RATIO_OFF
+
+
+def _refuse_repeat_acquisitions(plain: list[Stack], masked: list[Stack]) -> None:
+    """Two elastograms of one role at the same slice positions, or a 'masked twin' whose values are
+    not the plain map's, are a repeat acquisition: measuring either by series order is a guess (a
+    repeat with values x1.3 was measured silently, or taken as the hatched twin and turned into
+    hatch everywhere). Refused, naming the series and the option that picks one."""
+    same_role = plain if len(plain) > 1 else masked if len(masked) > 1 else None
+    if same_role is None and plain and masked and not _twins(plain[0], masked[0]):
+        same_role = [plain[0], masked[0]]
+    if same_role:
+        names = " and ".join(st.info.label for st in same_role)
+        raise ExamNotFoundError(
+            f"the study holds {len(same_role)} elastograms at the same slice positions whose values differ ({names}): "
+            "a repeat acquisition; choose one with --stiffness-series."
+        )
 
 
 @dataclass
@@ -311,6 +353,21 @@ def _slice_findings(stack: Stack) -> list[ReaderFinding]:
     return out
 
 
+def _driver_frequency(series, findings: list) -> float | None:
+    """The exam's driver frequency from its series' headers. Series that disagree (raw 60 Hz,
+    stiffness 40 Hz) are not resolved by their order: the frequency is unknown and a finding names
+    the values, so no stage is taken against a preset on a guess."""
+    found = {}
+    for s in series:
+        if s.driver_frequency_hz:
+            found.setdefault(round(s.driver_frequency_hz * 2) / 2, []).append(s.label)
+    if len(found) > 1:
+        said = "; ".join(f"{hz:g} Hz in {', '.join(labels)}" for hz, labels in sorted(found.items()))
+        findings.append(ReaderFinding(FLAG_FREQUENCY_CONFLICT, f"the series disagree on the driver frequency ({said}); the frequency is taken as unknown"))
+        return None
+    return next(iter(found), None)
+
+
 def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -> Exam:
     """One exam from its study's series, within the per-exam budget of bytes, pixels and time."""
     with exam_budget(options.budget):
@@ -418,7 +475,7 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
     wave_amplitude = load_wave_amplitude(series, geom, options.limits, used, findings, witnesses) if options.read_waves else None
     if not any(f.flag == FLAG_SLICE_GAP for f in findings):
         findings += missing_slice_findings(geom, main.info.label, witnesses)
-    frequency = next((s.driver_frequency_hz for s in series if s.driver_frequency_hz), None)
+    frequency = _driver_frequency(series, findings)
     identifiers = {}
     if options.include_identifiers:
         h = main.headers[0]

@@ -17,6 +17,7 @@ FLAG_CONFIDENCE_NOT_ALIGNED = "confidence_grid_differs"
 FLAG_OPTIONAL_SERIES_SKIPPED = "optional_series_skipped"
 FLAG_UNREADABLE_FILES = "unreadable_files_in_series"
 FLAG_UNIT_DOUBTFUL = "stiffness_unit_doubtful"
+FLAG_FREQUENCY_CONFLICT = "driver_frequency_conflict"
 
 READER_WARNING_FLAGS = frozenset(
     {
@@ -27,6 +28,7 @@ READER_WARNING_FLAGS = frozenset(
         FLAG_OPTIONAL_SERIES_SKIPPED,
         FLAG_UNREADABLE_FILES,
         FLAG_UNIT_DOUBTFUL,
+        FLAG_FREQUENCY_CONFLICT,
     }
 )
 

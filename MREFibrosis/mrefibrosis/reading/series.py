@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -144,8 +145,20 @@ def _private_text(ds: Dataset, tag: tuple[int, int]) -> str:
         return ""
 
 
+PLAUSIBLE_DRIVER_HZ = (1.0, 1000.0)  # MRE drivers run at 30-120 Hz; anything outside is not a frequency
+
+
 def parse_ge_driver_frequency(ds: Dataset) -> float | None:
-    """GE private (0043,10A2) holds [frequency Hz, phase offsets]; stored as text or two int16."""
+    """GE private (0043,10A2) holds [frequency Hz, phase offsets]; stored as text or two int16. A
+    value that is not a finite, plausible frequency ("nan", "inf", 0, 40000) counts as missing, so
+    the result says the frequency is unknown instead of staging against a NaN."""
+    value = _raw_ge_driver_frequency(ds)
+    if value is None or not math.isfinite(value) or not PLAUSIBLE_DRIVER_HZ[0] <= value <= PLAUSIBLE_DRIVER_HZ[1]:
+        return None
+    return value
+
+
+def _raw_ge_driver_frequency(ds: Dataset) -> float | None:
     try:
         elem = ds.get(GE_DRIVER_PRIVATE)
         if elem is None:
@@ -192,13 +205,17 @@ def _regular_file(path: Path) -> bool:
 
 
 def _has_dicm_preamble(path: Path) -> bool:
-    """A DICOM Part 10 file that failed to parse (damaged), as opposed to any other file."""
+    """A DICOM Part 10 file that failed to parse (damaged), as opposed to any other file: one with
+    its DICM marker, one cut off inside the 128-byte preamble (nothing but zeros before the cut, as
+    a copy that stopped early leaves it), and one that exists but cannot be opened."""
     try:
         with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
+            head = fh.read(132)
+    except PermissionError:
+        return True
     except OSError:
         return False
+    return head[128:132] == b"DICM" or (len(head) < 132 and not any(head[:128]))
 
 
 def _describe_header(ds: Dataset, path: Path) -> tuple[str, str, SeriesInfo]:
