@@ -30,11 +30,12 @@ def main() -> int:
     ap.add_argument("--stall-seconds", type=float, default=20.0)
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--show", type=int, default=10, help="examples to print per failing kind")
+    ap.add_argument("--fixtures-only", action="store_true", help="only the small fixture exams (default: also a realistic simulated GE and Siemens exam)")
     args = ap.parse_args()
     logging.disable(logging.CRITICAL)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         tmp = Path(tmp)
-        bases = prepare_base_exams(tmp / "bases")
+        bases = prepare_base_exams(tmp / "bases", realistic=not args.fixtures_only)
         t0 = time.monotonic()
 
         def progress(i, report):
@@ -47,7 +48,8 @@ def main() -> int:
     for kind in ("result", "typed_error", "unhandled", "stall", "silent_change"):
         print(f"  {kind:14s} {report.counts.get(kind, 0)}")
     print(f"  silent changes of meaning-changing mutations: {len(report.silent_meaning)}")
-    print(f"  slowest iteration {report.slowest_seconds:.1f} s; peak memory {peak_memory_mb():.0f} MB")
+    print(f"  slowest iteration {report.slowest_seconds:.1f} s (stall limit {args.stall_seconds:g} s); peak memory {peak_memory_mb():.0f} MB")
+    print(f"  base exams: {', '.join(b.name for b in bases)}")
     print("\nper mutation:")
     for name in sorted(report.by_mutation):
         print(f"  {name:22s} {dict(sorted(report.by_mutation[name].items()))}")

@@ -91,9 +91,22 @@ def _core_roi(mask_kji: np.ndarray) -> np.ndarray:
     return mask_kji
 
 
-def prepare_base_exams(root: Path) -> list[BaseExam]:
-    """A GE-style and a Siemens-style exam with an ROI over the liver's high-confidence core."""
+def prepare_base_exams(root: Path, realistic: bool = False) -> list[BaseExam]:
+    """A GE-style and a Siemens-style exam with an ROI over the liver's high-confidence core; with
+    `realistic`, also a simulated GE and Siemens exam with their reader ROI (elastogram texture,
+    anatomy and per-slice confidence like a real exam's: what per-slice consistency checks need)."""
     out = []
+    if realistic:
+        from mrefibrosis.synth.cohort import generate_cohort
+
+        for vendor, seed in (("ge", 21), ("siemens", 22)):
+            generate_cohort(root / f"sim-{vendor}", 1, seed=seed, vendor=vendor, stage_mix=None, workers=1, failure=None)
+            exam_dir = root / f"sim-{vendor}" / "exam_00000"
+            roi_file = root / f"sim-{vendor}-roi.seg.nrrd"
+            shutil.copy2(exam_dir / "roi.seg.nrrd", roi_file)
+            m = process_exam(exam_dir / "dicom", roi_file).measurement
+            assert m.status == "ok", f"the clean simulated {vendor} exam must measure ok ({m.reason})"
+            out.append(BaseExam(f"sim-{vendor}", exam_dir / "dicom", roi_file, m.mean_kpa, m.pooled.area_cm2, m.stage, frozenset(m.flags)))
     ge = make_ge_exam(root / "ge", seed=11, study_key="fuzz-ge")
     ge_roi = (ge.confidence >= 950) & ge.liver[None] & (ge.stiffness_pa > 0) & (ge.stiffness_pa < 32766)
     sie = make_siemens_exam(root / "siemens", seed=12, rows=96, cols=128)
@@ -460,6 +473,215 @@ def m_oversized_series(folder: Path, rng: random.Random, side: int = 2048, n: in
     return f"{n} extra {side} x {side} images in one series"
 
 
+# ---------------------------------------------------------------------------- round three: slices and raw images
+def masked_files(folder: Path) -> list[Path]:
+    return _role_files(folder, ("mask",))
+
+
+def raw_files(folder: Path) -> list[Path]:
+    """The GE MR-Touch raw series (phase then magnitude images), in instance order."""
+    files = _role_files(folder, ("mre 60hz",))
+    return sorted(files, key=lambda p: int(pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber))
+
+
+def _by_position(files: list[Path]) -> list[Path]:
+    return sorted(files, key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]))
+
+
+def _set_position(ds: pydicom.Dataset, position) -> None:
+    ds.ImagePositionPatient = list(position)
+    if "SliceLocation" in ds:
+        ds.SliceLocation = float(position[2])
+
+
+def m_swap_positions(folder: Path, rng: random.Random) -> str:
+    """Two stiffness files exchange their slice positions (a renumbering or anonymiser bug)."""
+    files = _by_position(stiffness_files(folder))
+    if len(files) < 2:
+        return "swap positions (too few)"
+    a, b = rng.sample(files, 2)
+    pa = list(pydicom.dcmread(a, stop_before_pixels=True).ImagePositionPatient)
+    pb = list(pydicom.dcmread(b, stop_before_pixels=True).ImagePositionPatient)
+    _edit(a, lambda ds: _set_position(ds, pb))
+    _edit(b, lambda ds: _set_position(ds, pa))
+    return "two stiffness slices' positions swapped"
+
+
+def m_reverse_positions(folder: Path, rng: random.Random) -> str:
+    files = _by_position(stiffness_files(folder))
+    if len(files) < 2:
+        return "reverse positions (too few)"
+    positions = [list(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient) for f in files]
+    for f, p in zip(files, reversed(positions)):
+        _edit(f, lambda ds, p=p: _set_position(ds, p))
+    return "stiffness slice positions reversed"
+
+
+def m_swap_slice_pixels(folder: Path, rng: random.Random) -> str:
+    """Two stiffness files exchange their images, headers unchanged."""
+    files = stiffness_files(folder)
+    if len(files) < 2:
+        return "swap pixels (too few)"
+    a, b = rng.sample(files, 2)
+    da, db = pydicom.dcmread(a), pydicom.dcmread(b)
+    da.PixelData, db.PixelData = db.PixelData, da.PixelData
+    da.save_as(a, enforce_file_format=False)
+    db.save_as(b, enforce_file_format=False)
+    return "two stiffness slices' images swapped"
+
+
+def _change_slice_values(folder: Path, rng: random.Random, change: Callable[[np.ndarray, np.ndarray, random.Random], np.ndarray], what: str) -> str:
+    files = stiffness_files(folder)
+    if not files:
+        return f"{what} (no stiffness files)"
+    f = rng.choice(files)
+    ds = pydicom.dcmread(f)
+    values = ds.pixel_array.astype(np.float64)
+    body = (values != 0) & (values < 32766)
+    out = change(values, body, rng)
+    info = np.iinfo(ds.pixel_array.dtype)
+    out = np.where(body, np.clip(np.round(out), max(info.min, 1), min(info.max, 32765)), values)
+    ds.PixelData = out.astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(f, enforce_file_format=False)
+    return what
+
+
+def m_slice_unit_step(folder: Path, rng: random.Random) -> str:
+    factor = rng.choice([0.1, 10.0])
+    return _change_slice_values(folder, rng, lambda v, b, r: v * factor, f"one stiffness slice's values x{factor:g}")
+
+
+def m_slice_constant(folder: Path, rng: random.Random) -> str:
+    return _change_slice_values(folder, rng, lambda v, b, r: np.full_like(v, float(np.median(v[b])) * r.choice([1.0, 1.5])), "one stiffness slice constant")
+
+
+def _textured(values: np.ndarray, body: np.ndarray) -> bool:
+    both = body[:, :-1] & body[:, 1:]
+    return both.sum() > 200 and float(np.corrcoef(values[:, :-1][both], values[:, 1:][both])[0, 1]) > 0.8
+
+
+def m_slice_noise(folder: Path, rng: random.Random) -> str:
+    """One slice of a textured elastogram replaced by noise (an elastogram that is noise already, as
+    the small fixtures' are, cannot lose its texture: not applied there)."""
+    files = stiffness_files(folder)
+    if not files:
+        return "slice noise (no stiffness files)"
+    ds = pydicom.dcmread(files[0])
+    values = ds.pixel_array.astype(np.float64)
+    if not _textured(values, (values != 0) & (values < 32766)):
+        return "slice noise (the elastogram has no texture to lose: not applied)"
+
+    def noise(v, b, r):
+        lo, hi = np.percentile(v[b], [1, 99])
+        return np.random.default_rng(r.randrange(1 << 30)).uniform(lo, hi * 1.5, v.shape)
+
+    return _change_slice_values(folder, rng, noise, "one stiffness slice replaced by noise")
+
+
+def m_slice_intercept(folder: Path, rng: random.Random) -> str:
+    files = stiffness_files(folder)
+    if not files:
+        return "slice intercept (no stiffness files)"
+    f = rng.choice(files)
+    value = rng.choice([1000, -500])
+    _edit(f, lambda ds: (setattr(ds, "RescaleIntercept", value), setattr(ds, "RescaleSlope", getattr(ds, "RescaleSlope", 1) or 1)))
+    return f"RescaleIntercept {value} on one stiffness slice"
+
+
+def m_twin_shift(folder: Path, rng: random.Random) -> str:
+    files = masked_files(folder)
+    if not files:
+        return "twin shift (no masked twin)"
+    dy, dx = rng.choice([(0, 1), (1, 0), (-1, 1), (0, -2)])
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.PixelData = np.roll(ds.pixel_array, (dy, dx), axis=(0, 1)).tobytes()
+        ds.save_as(f, enforce_file_format=False)
+    return f"masked twin shifted by ({dy}, {dx}) px"
+
+
+def m_drop_edge_slice(folder: Path, rng: random.Random) -> str:
+    files = _by_position(stiffness_files(folder))
+    if len(files) < 3:
+        return "drop edge slice (too few)"
+    rng.choice([files[0], files[-1]]).unlink()
+    return "first or last stiffness slice lost"
+
+
+def m_raw_renumber(folder: Path, rng: random.Random) -> str:
+    """The GE raw series renumbered: magnitude first, or phase and magnitude interleaved."""
+    files = raw_files(folder)
+    if len(files) < 4:
+        return "raw renumber (no raw series)"
+    half = len(files) // 2
+    how = rng.choice(["magnitude_first", "interleaved"])
+    if how == "magnitude_first":
+        order = files[half:] + files[:half]
+    else:
+        order = [f for pair in zip(files[:half], files[half:]) for f in pair]
+    for n, f in enumerate(order, start=1):
+        _edit(f, lambda ds, n=n: setattr(ds, "InstanceNumber", n))
+    return f"raw series renumbered ({how})"
+
+
+def m_raw_drop_image(folder: Path, rng: random.Random) -> str:
+    files = raw_files(folder)
+    if len(files) < 4:
+        return "raw drop (no raw series)"
+    rng.choice(files).unlink()
+    return "one raw image lost"
+
+
+def m_special_files(folder: Path, rng: random.Random) -> str:
+    """A FIFO, a socket and a symlink to /dev/zero beside the exam (a PACS drop folder can hold them)."""
+    import socket
+
+    where = rng.choice(sorted({f.parent for f in _files(folder)}))
+    os.mkfifo(where / "drop.fifo")
+    server = socket.socket(socket.AF_UNIX)
+    path = where / "s.sock"
+    if len(str(path)) < 100:
+        server.bind(str(path))
+    server.close()
+    (where / "zero.dcm").symlink_to("/dev/zero")
+    return "FIFO, socket and /dev/zero link beside the exam"
+
+
+def m_junk_headers(folder: Path, rng: random.Random, n: int = 140, value_mb: int = 15) -> str:
+    """Unrelated files beside the exam whose headers hold a 15 MB private value (sparse on disk)."""
+    from pydicom.dataset import FileMetaDataset
+
+    junk = folder / "junk"
+    junk.mkdir()
+    for i in range(n):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
+        meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        target = junk / f"junk_{i:03d}.dcm"
+        with open(target, "wb") as fh:
+            fh.write(b"\0" * 128 + b"DICM")
+            pydicom.filewriter.write_file_meta_info(fh, meta, enforce_standard=True)
+            fh.write(b"\x09\x00\x10\x00LO\x08\x00JUNKJUNK")  # (0009,0010) private creator
+            fh.write(b"\x09\x00\x00\x10OB\x00\x00" + (value_mb << 20).to_bytes(4, "little"))  # (0009,1000) OB, 15 MB
+            start = fh.tell()
+        with open(target, "r+b") as fh:
+            fh.truncate(start + (value_mb << 20))  # sparse zeros: no disk
+    return f"{n} unrelated files with {value_mb} MB headers beside the exam"
+
+
+def m_huge_elastogram(folder: Path, rng: random.Random, side: int = 4096) -> str:
+    """The stiffness images replaced by 4096 x 4096 ones (each under the per-file caps)."""
+    files = stiffness_files(folder)[:4]
+    for f in files:
+        ds = pydicom.dcmread(f)
+        dtype = ds.pixel_array.dtype
+        ds.Rows = ds.Columns = side
+        ds.PixelData = np.full((side, side), 2000, dtype).tobytes()
+        ds.save_as(f, enforce_file_format=False)
+    return f"{len(files)} stiffness images of {side} x {side}"
+
+
 MUTATIONS: dict[str, tuple[Callable, bool]] = {
     "flip_bytes": (m_flip_bytes, False),
     "truncate": (m_truncate, False),
@@ -478,8 +700,25 @@ MUTATIONS: dict[str, tuple[Callable, bool]] = {
     "drop_slice": (m_drop_slice, True),
     "confidence_spacing": (m_confidence_spacing, True),
     "absurd_spacing": (m_absurd_spacing, True),
+    "swap_positions": (m_swap_positions, True),
+    "reverse_positions": (m_reverse_positions, True),
+    "swap_slice_pixels": (m_swap_slice_pixels, True),
+    "slice_unit_step": (m_slice_unit_step, True),
+    "slice_constant": (m_slice_constant, True),
+    "slice_noise": (m_slice_noise, True),
+    "slice_intercept": (m_slice_intercept, True),
+    "twin_shift": (m_twin_shift, True),
+    "drop_edge_slice": (m_drop_edge_slice, True),
+    "raw_renumber": (m_raw_renumber, True),
+    "raw_drop_image": (m_raw_drop_image, True),
+    "special_files": (m_special_files, False),
 }
-HEAVY = {"zero_tail": (m_zero_tail, False), "oversized_series": (m_oversized_series, False)}  # large sparse files: the campaign, and one CI case
+HEAVY = {
+    "zero_tail": (m_zero_tail, False),
+    "oversized_series": (m_oversized_series, False),
+    "junk_headers": (m_junk_headers, False),
+    "huge_elastogram": (m_huge_elastogram, False),
+}  # large sparse files: the campaign, and one CI case
 
 
 # ---------------------------------------------------------------------------- one iteration

@@ -13,6 +13,8 @@ import pytest
 from fixtures import make_ge_exam, make_siemens_exam
 from fuzz_harness import (
     confidence_files,
+    m_huge_elastogram,
+    m_junk_headers,
     m_oversized_series,
     m_zero_tail,
     peak_memory_mb,
@@ -167,12 +169,43 @@ def _set_driver_frequency(folder, series_number: str | None, vr: str, value) -> 
             ds.save_as(f)
 
 
-def test_a_driver_frequency_that_is_not_a_number_is_unknown_not_matched(ge):
+def _describe_without_frequency(folder) -> None:
+    """The raw series is described "MRE 60Hz": a statement of the frequency; take it away."""
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        ds = pydicom.dcmread(f)
+        if "Hz" in str(ds.get("SeriesDescription", "")):
+            ds.SeriesDescription = "MRE raw"
+            ds.save_as(f)
+
+
+def test_a_driver_frequency_that_is_not_a_number_is_unknown_and_stages_nothing(ge):
     """ "nan\\4" used to stage silently: abs(nan - 60) > 0.5 is False."""
     fx, roi, clean = ge
     _set_driver_frequency(fx.path, None, "LO", "nan\\4")
+    _describe_without_frequency(fx.path)
     m = process_exam(fx.path, roi).measurement
     assert "driver_frequency_unknown" in m.flags and m.mean_kpa == pytest.approx(clean.mean_kpa)
+    assert m.stage is None and "stage_refused_frequency" in m.flags and any("--driver-frequency" in msg for msg in m.messages)
+
+
+def test_a_named_driver_frequency_stages_an_exam_whose_files_do_not_say_it(ge, tmp_path, capsys):
+    fx, roi, clean = ge
+    _set_driver_frequency(fx.path, None, "LO", "")
+    _describe_without_frequency(fx.path)
+    assert process_exam(fx.path, roi).measurement.stage is None
+    named = process_exam(fx.path, roi, ReadOptions(driver_frequency_hz=60.0))
+    assert named.measurement.stage == clean.stage and named.exam.driver_frequency_hz == 60.0
+    assert main(["measure", str(fx.path), "--roi", str(roi), "--out", str(tmp_path / "out"), "--driver-frequency", "60"]) == 0
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["stage"] == clean.stage
+    assert main(["measure", str(fx.path), "--roi", str(roi), "--out", str(tmp_path / "o2"), "--driver-frequency", "nan"]) != 0
+    assert "--driver-frequency must be" in capsys.readouterr().err
+
+
+def test_a_named_driver_frequency_that_the_files_contradict_is_used_with_a_warning(ge):
+    fx, roi, _ = ge
+    m = process_exam(fx.path, roi, ReadOptions(driver_frequency_hz=40.0)).measurement
+    assert "driver_frequency_conflict" in m.flags and any("40 Hz from --driver-frequency" in msg for msg in m.messages)
+    assert "stage_refused_frequency" in m.flags  # the 60 Hz preset does not stage a 40 Hz exam
 
 
 def test_series_that_disagree_on_the_driver_frequency_are_flagged_not_resolved_by_order(ge):
@@ -252,6 +285,54 @@ def test_zero_filled_files_with_a_valid_meta_header_cost_no_time(ge):
     result = process_exam(fx.path, roi).measurement
     assert time.monotonic() - t0 < 10.0
     assert result.mean_kpa == pytest.approx(clean.mean_kpa)
+
+
+def test_four_huge_elastogram_slices_are_refused_before_decoding(ge):
+    """4 x 4096 x 4096 stiffness images, each under the per-file caps: 18.7 s and 2.97 GB before."""
+    fx, roi, _ = ge
+    m_huge_elastogram(fx.path, random.Random(1))
+    before = peak_memory_mb()
+    t0 = time.monotonic()
+    with pytest.raises(PixelDataError, match="1024-pixel cap") as err:
+        process_exam(fx.path, roi)
+    assert time.monotonic() - t0 < 5.0
+    assert peak_memory_mb() - before < 400
+    _one_line(err.value)
+
+
+def test_unrelated_files_with_huge_headers_do_not_spend_the_exams_budget(ge):
+    """140 junk files with 15 MB headers beside a good exam made it fail its 2 GB per-exam budget:
+    their header values are now skipped by a seek, and the folder scan has its own budget."""
+    fx, roi, clean = ge
+    m_junk_headers(fx.path, random.Random(1))
+    t0 = time.monotonic()
+    result = process_exam(fx.path, roi, ReadOptions(budget=BudgetLimits(max_parsed_bytes_per_exam=64 << 20))).measurement
+    assert time.monotonic() - t0 < 30.0
+    assert result.mean_kpa == pytest.approx(clean.mean_kpa)
+
+
+def test_a_file_that_cannot_be_opened_says_permission_denied_and_counts_as_damaged(ge, monkeypatch):
+    """Tests run as root here, so chmod cannot deny a read: the denial is emulated at open()."""
+    import builtins
+
+    from mrefibrosis.reading import dicom_files
+    from mrefibrosis.reading import series as series_module
+
+    fx, roi, _ = ge
+    denied = stiffness_files(fx.path)[-1]
+    real_open = builtins.open
+
+    def guarded_open(path, *args, **kwargs):
+        if str(path) == str(denied):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(dicom_files, "open", guarded_open, raising=False)
+    monkeypatch.setattr(series_module, "open", guarded_open, raising=False)
+    scan = scan_folder(fx.path)
+    assert any("permission denied" in reason for reason in scan.skipped)
+    m = process_exam(fx.path, roi).measurement
+    assert "unreadable_files_in_series" in m.warnings and "slice_gap" in m.warnings
 
 
 def test_oversized_research_series_is_not_decoded(ge):

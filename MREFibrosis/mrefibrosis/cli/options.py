@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
 from ..errors import MREFibrosisError
 from ..model.segmenter_settings import SegmenterSettings
+from ..reading.series import PLAUSIBLE_DRIVER_HZ
 
 log = logging.getLogger("mrefibrosis")
 
@@ -20,6 +22,12 @@ def add_read_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--study", dest="study_key", metavar="KEY", help="exam key (from 'inspect') or StudyInstanceUID when a folder holds several exams")
     g.add_argument("--confidence-threshold", type=float, default=0.95, metavar="C", help="confidence needed for a valid pixel (default 0.95)")
     g.add_argument("--hatch-period", type=int, metavar="PX", help="hatch period in pixels of confidence-masked elastograms (default: estimated)")
+    g.add_argument(
+        "--driver-frequency",
+        type=float,
+        metavar="HZ",
+        help="driver frequency of the exam when its files do not state it or disagree (no stage is given without one)",
+    )
 
 
 def read_options(args):
@@ -27,6 +35,9 @@ def read_options(args):
 
     if not 0.0 < args.confidence_threshold <= 1.0:
         raise MREFibrosisError("--confidence-threshold must lie in (0, 1], e.g. 0.95.")
+    frequency = getattr(args, "driver_frequency", None)
+    if frequency is not None and not (math.isfinite(frequency) and PLAUSIBLE_DRIVER_HZ[0] <= frequency <= PLAUSIBLE_DRIVER_HZ[1]):
+        raise MREFibrosisError(f"--driver-frequency must be a frequency in Hz between {PLAUSIBLE_DRIVER_HZ[0]:g} and {PLAUSIBLE_DRIVER_HZ[1]:g}, e.g. 60.")
     return ReadOptions(
         stiffness_unit=args.stiffness_unit,
         stiffness_series=args.stiffness_series,
@@ -35,6 +46,7 @@ def read_options(args):
         confidence_threshold=args.confidence_threshold,
         hatch_period_px=args.hatch_period,
         include_identifiers=getattr(args, "include_identifiers", False),
+        driver_frequency_hz=frequency,
     )
 
 

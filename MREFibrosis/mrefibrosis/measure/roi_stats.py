@@ -266,8 +266,14 @@ def measure_roi(
     stage = None
     if status is Status.OK:
         if exam.driver_frequency_hz is None:
+            # the presets' cut-offs hold at one frequency (60 Hz); a stage at an unknown one is a guess
             flags.append(FLAG_FREQ_UNKNOWN)
-        stage, refusal = stage_for(pooled.mean_kpa, preset, exam.driver_frequency_hz)
+            stage, refusal = (
+                None,
+                f"the driver frequency is unknown (the files do not state it, or they disagree); give it with --driver-frequency, e.g. {preset.frequency_hz:g}",
+            )
+        else:
+            stage, refusal = stage_for(pooled.mean_kpa, preset, exam.driver_frequency_hz)
         if refusal:
             flags.append(FLAG_STAGE_REFUSED)
             messages.append(f"not staged: {refusal}")

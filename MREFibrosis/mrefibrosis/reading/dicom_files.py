@@ -27,6 +27,17 @@ DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 MAX_ROWS_OR_COLUMNS = 4096
 MAX_PIXELS_PER_FILE = 64 * 1024 * 1024
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+# An elastogram, confidence or magnitude image is 256 x 256 on the real GE exam (Siemens 256 x 204,
+# research up to 512): a map of more than this side is not an MRE map, and four 4096 x 4096 ones
+# cost 19 s and 3 GB before. Assumed; ReadOptions.limits sets it.
+MAX_MAP_SIDE = 1024
+# Header values larger than this are skipped by a seek, not read: a junk file with a 15 MB private
+# element costs no read, only its position (still bounded by the per-file header cap).
+DEFER_HEADER_VALUES_BYTES = 64 * 1024
+# Groups that cannot follow a file meta header in a stored dataset: command (0000), meta (0002),
+# the illegal odd groups 0001-0007 and FFFF (the standard reserves them).
+ILLEGAL_DATASET_GROUPS = frozenset({0x0000, 0x0001, 0x0002, 0x0003, 0x0005, 0x0007, 0xFFFF})
+MAX_EMPTY_ELEMENT_RUN = 512  # consecutive zero-length elements: no real header has a run this long
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,13 @@ class PixelLimits:
 
     max_rows_or_columns: int = MAX_ROWS_OR_COLUMNS
     max_pixels: int = MAX_PIXELS_PER_FILE
+    max_map_side: int = MAX_MAP_SIDE
+
+    def for_maps(self) -> PixelLimits:
+        """The caps for a series measured or used as a map (elastogram, confidence): no larger than
+        an MRE map can be, checked from the header before any value is decoded."""
+        side = min(self.max_rows_or_columns, self.max_map_side)
+        return PixelLimits(side, min(self.max_pixels, side * side * 64), self.max_map_side)
 
 
 def _describe(exc: BaseException) -> str:
@@ -64,20 +82,25 @@ class _OverRead(Exception):
 
 class _BoundedFile:
     """A binary file that refuses to be read past `limit` bytes: parsing work is bounded by the
-    bytes a file may sensibly hold, whatever its elements claim."""
+    bytes a file may sensibly hold, whatever its elements claim. Counts the bytes really read (a
+    deferred header value is skipped by a seek and costs nothing)."""
 
-    def __init__(self, fh, limit: int):
+    def __init__(self, fh, limit: int, size: int):
         self._fh = fh
         self._limit = limit
+        self._whole = limit >= size  # the cap is the file's own end: reading to the end is allowed
         self.name = getattr(fh, "name", "")
+        self.bytes_read = 0
 
     def read(self, n: int = -1) -> bytes:
         pos = self._fh.tell()
         if n is None or n < 0:
-            n = self._limit - pos + 1
-        if pos + n > self._limit:
+            n = self._limit - pos + (0 if self._whole else 1)
+        if pos + n > self._limit and not self._whole:
             raise _OverRead()
-        return self._fh.read(n)
+        data = self._fh.read(n)
+        self.bytes_read += len(data)
+        return data
 
     def __getattr__(self, name):
         return getattr(self._fh, name)
@@ -89,13 +112,16 @@ def _stop_rule(stop_before_pixels: bool):
     last element would otherwise be parsed to the end of the file, 8 bytes at a time). Group 0000
     (DIMSE commands) never appears in a stored dataset: a zero-filled body after a valid meta header
     is a run of (0000,0000) elements, which parsed to the 16 MB cap at about 7 s a file."""
-    last, repeats = [-1], [0]
+    last, repeats, empty_run = [-1], [0], [0]
 
     def stop_when(tag, vr, length) -> bool:
         t = int(tag)
-        if t >> 16 == 0:
+        if t >> 16 in ILLEGAL_DATASET_GROUPS:
             return True
         if t < last[0]:
+            return True
+        empty_run[0] = empty_run[0] + 1 if length == 0 else 0
+        if empty_run[0] > MAX_EMPTY_ELEMENT_RUN:
             return True
         if t == last[0]:  # pydicom may ask twice about the first tag, never more
             repeats[0] += 1
@@ -131,20 +157,21 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
     limits = budget.limits if budget is not None else BudgetLimits()
     size = _check_plain_file(path, limits.max_file_bytes)
     limit = min(size, limits.max_header_bytes) if stop_before_pixels else size
+    defer = DEFER_HEADER_VALUES_BYTES if stop_before_pixels else None
     try:
         with open(path, "rb") as raw, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fh = _BoundedFile(raw, limit) if limit < size else raw  # the file's own end bounds a full read
+            fh = _BoundedFile(raw, limit, size)  # a full read is bounded by the file's own end
             if _dataset_starts_with_zeros(raw):
                 raise DicomReadError(f"{path.name}: no data elements after the file meta header (zeros); the file is damaged, re-export it.")
             try:
-                ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels), force=False)
+                ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels), defer_size=defer, force=False)
                 # Touch the elements we rely on so that lazy parsing errors surface here.
                 _ = ds.file_meta.get("TransferSyntaxUID", None)
                 _ = [elem.tag for elem in ds]
             finally:
                 if budget is not None:
-                    budget.charge_bytes(raw.tell())
+                    budget.charge_bytes(fh.bytes_read)
     except _OverRead:
         raise DicomReadError(
             f"{path.name}: DICOM header runs past {limits.max_header_bytes >> 20} MB before any pixel data; the file is corrupt, re-export it."

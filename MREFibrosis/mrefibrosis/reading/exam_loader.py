@@ -24,8 +24,10 @@ from .findings import (
 )
 from .hatch import estimate_period, fit_line_families, hatch_from_twin, hatch_without_twin, low_confidence_from_lines, low_confidence_region
 from .offset_agreement import FIGURE_NAMES, offset_figures
-from .optional_series import raw_halves, read_with_figures_on_grid
-from .series import ScanResult, SeriesInfo, scan_folder
+from .optional_series import read_with_figures_on_grid
+from .raw_series import split_raw
+from .series import ScanResult, SeriesInfo, frequency_in_description, scan_folder
+from .slice_consistency import MAX_SLICE_MEDIAN_RATIO, align_twin, instance_order_findings, is_twin, slice_value_findings, support_swap_findings
 from .slice_witnesses import Witness, missing_slice_findings
 from .stacks import Stack, align_to, load_stack
 from .units import DEFAULT_VENDOR_UNITS, UNIT_TO_KPA, stiffness_unit_mapping, unit_from_window
@@ -55,6 +57,11 @@ class ReadOptions:
     include_identifiers: bool = False
     read_waves: bool = True  # wave or phase images locate the driver for the QC (about 30 more small files on a GE exam)
     signatures: tuple = roles.ASSUMED_SIGNATURES  # vendor ImageType signatures (assumed; a site may pass its own)
+    # a slice whose body median differs from the other slices' by more than this factor makes the
+    # exam indeterminate (a unit step or changed values; simulated exams stay within 1.2; assumed)
+    max_slice_median_ratio: float = MAX_SLICE_MEDIAN_RATIO
+    # the driver frequency when the files do not state it or disagree; without one no stage is given
+    driver_frequency_hz: float | None = None
 
     def __post_init__(self):
         # JSON configs (PACS worker, receiver) give plain dicts and lists: turn them into the types used
@@ -150,9 +157,14 @@ def choose_study(scan: ScanResult, options: ReadOptions) -> tuple[str, list[Seri
     return next(iter(studies.items()))
 
 
-def _geometry_key(stack: Stack) -> tuple:
-    g = stack.geometry
-    return (g.rows, g.columns, tuple(np.round(g.slice_locations_mm, 0)))
+def _same_acquisition(a: Stack, b: Stack) -> bool:
+    """Two elastograms of one acquisition: the same grid and most slice positions shared (one of them
+    may have lost a slice: the other is then its witness, not a second acquisition)."""
+    if (a.geometry.rows, a.geometry.columns) != (b.geometry.rows, b.geometry.columns):
+        return False
+    la, lb = set(np.round(a.geometry.slice_locations_mm, 0)), set(np.round(b.geometry.slice_locations_mm, 0))
+    shared = len(la & lb)
+    return shared > 0 and shared >= 0.5 * min(len(la), len(lb)) and len(la ^ lb) <= 2
 
 
 def _display_max(stack: Stack) -> float:
@@ -180,15 +192,19 @@ def _pick_elastograms(series: list[SeriesInfo], options: ReadOptions) -> tuple[S
         candidates = chosen + [s for s in series if s.role in roles.MEASURABLE and s not in chosen]
     else:
         candidates = [s for s in series if s.role in roles.MEASURABLE]
-    stacks = [load_stack(s, options.limits) for s in candidates]
+    stacks = [load_stack(s, options.limits.for_maps()) for s in candidates]
     primary = stacks[0]
-    groups: dict[tuple, list[Stack]] = {}
+    groups: list[list[Stack]] = []
     for st in stacks:
-        groups.setdefault(_geometry_key(st), []).append(st)
+        home = next((g for g in groups if _same_acquisition(g[0], st)), None)
+        if home is None:
+            groups.append([st])
+        else:
+            home.append(st)
     if not options.stiffness_series and len(groups) > 1:
-        names = "; ".join(", ".join(st.info.label for st in g) for g in groups.values())
+        names = "; ".join(", ".join(st.info.label for st in g) for g in groups)
         raise ExamNotFoundError(f"the study holds elastograms of {len(groups)} different acquisitions ({names}); choose one with --stiffness-series.")
-    group = groups[_geometry_key(primary)]
+    group = groups[0]
     masked = [st for st in group if st.info.role == roles.MASKED_STIFFNESS]
     plain = [st for st in group if st.info.role == roles.STIFFNESS]
     if not masked and len(plain) >= 1:
@@ -218,16 +234,24 @@ TWIN_MAX_RATIO_OFF = 0.03
 
 def _twins(plain: Stack, masked: Stack) -> bool:
     """Whether `masked` is the plain map with a hatch drawn on it: the same stored values wherever
-    both hold one (Siemens-style twins: 75-100 % equal), not a map of other values (a repeat)."""
-    a, b = plain.stored.astype(np.float64), masked.stored.astype(np.float64)
-    if a.shape != b.shape:
+    both hold one (Siemens-style twins: 75-100 % equal), slice by slice, even when a slice of it is
+    shifted by a pixel or two or lies at another position (`slice_consistency` says so later); not a
+    map of other values (a repeat)."""
+    match = align_to(plain.geometry, masked)
+    kept = [k for k, m in enumerate(match) if m is not None]
+    if not kept:
         return True  # not comparable here; the grids were grouped as one acquisition
+    a = plain.stored[kept].astype(np.float64)
+    b = masked.stored[[match[k] for k in kept]].astype(np.float64)
     both = (a > 0) & (b > 0)
     if both.sum() < 100:
         return True
-    equal = float(np.mean(np.abs(a[both] - b[both]) <= 1e-6 * np.maximum(1.0, np.abs(a[both]))))
-    ratio = float(np.median(b[both] / a[both]))
-    return equal >= TWIN_MIN_EQUAL_SHARE or abs(ratio - 1.0) <= TWIN_MAX_RATIO_OFF
+    if a.shape == b.shape:
+        equal = float(np.mean(np.abs(a[both] - b[both]) <= 1e-6 * np.maximum(1.0, np.abs(a[both]))))
+        ratio = float(np.median(b[both] / a[both]))
+        if equal >= TWIN_MIN_EQUAL_SHARE or abs(ratio - 1.0) <= TWIN_MAX_RATIO_OFF:
+            return True
+    return is_twin(a, b)
 
 
 def _refuse_repeat_acquisitions(plain: list[Stack], masked: list[Stack]) -> None:
@@ -353,16 +377,23 @@ def _slice_findings(stack: Stack) -> list[ReaderFinding]:
     return out
 
 
-def _driver_frequency(series, findings: list) -> float | None:
-    """The exam's driver frequency from its series' headers. Series that disagree (raw 60 Hz,
-    stiffness 40 Hz) are not resolved by their order: the frequency is unknown and a finding names
-    the values, so no stage is taken against a preset on a guess."""
-    found = {}
+def _driver_frequency(series, options: ReadOptions, findings: list) -> float | None:
+    """The exam's driver frequency: the one the user named, else the one its series state (GE's
+    private tag, else a description such as "MRE_60Hz"). Series that disagree (raw 60 Hz, stiffness
+    40 Hz) are not resolved by their order: the frequency is unknown and a finding names the values,
+    so no stage is taken against a preset on a guess."""
+    found: dict[float, list[str]] = {}
     for s in series:
-        if s.driver_frequency_hz:
-            found.setdefault(round(s.driver_frequency_hz * 2) / 2, []).append(s.label)
+        hz = s.driver_frequency_hz or frequency_in_description(s.description)
+        if hz:
+            found.setdefault(round(hz * 2) / 2, []).append(s.label)
+    said = "; ".join(f"{hz:g} Hz in {', '.join(labels)}" for hz, labels in sorted(found.items()))
+    named = options.driver_frequency_hz
+    if named is not None:
+        if any(abs(hz - named) > 0.5 for hz in found):
+            findings.append(ReaderFinding(FLAG_FREQUENCY_CONFLICT, f"the series state {said}; {named:g} Hz from --driver-frequency is used"))
+        return float(named)
     if len(found) > 1:
-        said = "; ".join(f"{hz:g} Hz in {', '.join(labels)}" for hz, labels in sorted(found.items()))
         findings.append(ReaderFinding(FLAG_FREQUENCY_CONFLICT, f"the series disagree on the driver frequency ({said}); the frequency is taken as unknown"))
         return None
     return next(iter(found), None)
@@ -375,10 +406,10 @@ def build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -
 
 
 def _load_confidence(series: list[SeriesInfo], geom, kpa_shape, options: ReadOptions, notes: list, findings: list, used: list, witnesses: list):
-    """(confidence 0-1, its source) from the first confidence series on the elastogram's grid."""
+    """(confidence 0-1, its source, its stack) from the first confidence series on the elastogram's grid."""
     for cs in [s for s in series if s.role == roles.CONFIDENCE]:
         try:
-            cstack = load_stack(cs, options.limits)
+            cstack = load_stack(cs, options.limits.for_maps())
         except MREFibrosisError as exc:
             findings.append(ReaderFinding(FLAG_OPTIONAL_SERIES_SKIPPED, f"confidence series not used: {exc}"))
             continue
@@ -398,8 +429,8 @@ def _load_confidence(series: list[SeriesInfo], geom, kpa_shape, options: ReadOpt
             else:
                 confidence[k] = np.nan_to_num(raw[m] / scale)
         used.append(SeriesUse(cs.role, cs.series_number, cs.description, len(cstack.headers)))
-        return confidence, f"{cs.label} (x{scale:g}) >= {options.confidence_threshold:g}"
-    return None, "none"
+        return confidence, f"{cs.label} (x{scale:g}) >= {options.confidence_threshold:g}", cstack
+    return None, "none", None
 
 
 def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) -> Exam:
@@ -417,8 +448,12 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
     used.append(SeriesUse(main.info.role, main.info.series_number, main.info.description, len(main.headers)))
 
     witnesses: list[Witness] = []
-    confidence, confidence_source = _load_confidence(series, geom, kpa.shape, options, notes, findings, used, witnesses)
+    confidence, confidence_source, cstack = _load_confidence(series, geom, kpa.shape, options, notes, findings, used, witnesses)
     confidence_valid = confidence >= options.confidence_threshold if confidence is not None else None
+    order_witnesses = [(st.info.label, st.headers) for st in (cstack, masked if masked is not main else None) if st is not None]
+    findings += instance_order_findings(main.info.label, main.headers, order_witnesses)
+    if cstack is not None and len(cstack.headers) == geom.n_slices:
+        findings += support_swap_findings(geom, main.info.label, main.stored != 0, cstack.info.label, confidence > 0)
 
     if masked is not None and masked is not main:
         match = align_to(geom, masked)
@@ -431,10 +466,15 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
             masked = None
     if masked is not None:
         if masked is not main:
+            witnesses.append(Witness(masked.info.label, masked.geometry.positions))
             used.append(SeriesUse(masked.info.role, masked.info.series_number, masked.info.description, len(masked.headers)))
         match = align_to(geom, masked)
+        twin = None
         if unmasked is not None and all(m is not None for m in match):
-            hatch = hatch_from_twin(masked.stored[[m for m in match]], unmasked.stored)
+            twin = align_twin(geom, masked.info.label, unmasked.stored, masked.stored[[m for m in match]])
+            findings += twin.findings
+        if twin is not None and twin.usable:
+            hatch = hatch_from_twin(twin.masked, unmasked.stored)
             how = "hatch of the confidence-masked twin"
         else:
             hatch = hatch_without_twin(masked.stored, _display_max(masked))
@@ -470,12 +510,13 @@ def _build_exam(study_uid: str, series: list[SeriesInfo], options: ReadOptions) 
         findings.append(doubt)
     if not valid.any():
         notes.append("no valid stiffness pixels in the elastogram")
+    findings += slice_value_findings(geom, main.info.label, kpa, valid, options.max_slice_median_ratio)
 
     magnitude, offsets = _magnitude(series, geom, options, used, notes, findings, witnesses)
     wave_amplitude = load_wave_amplitude(series, geom, options.limits, used, findings, witnesses) if options.read_waves else None
     if not any(f.flag == FLAG_SLICE_GAP for f in findings):
         findings += missing_slice_findings(geom, main.info.label, witnesses)
-    frequency = _driver_frequency(series, findings)
+    frequency = _driver_frequency(series, options, findings)
     identifiers = {}
     if options.include_identifiers:
         h = main.headers[0]
@@ -510,15 +551,18 @@ def _magnitude(series, geom, options, used, notes, findings, witnesses) -> tuple
     images); a damaged or oversized optional series is skipped with a warning, never fatal, and never
     decoded when its grid cannot match."""
     for s in series:
-        if s.role == roles.MAGNITUDE:
-            refs = s.instances
-        elif s.role == roles.RAW_MRE:
-            refs = raw_halves(s)[1]  # GE: phase first, magnitude second
-        else:
+        if s.role not in (roles.MAGNITUDE, roles.RAW_MRE):
             continue
         if (s.rows, s.columns) != (geom.rows, geom.columns):
             notes.append(f"{s.label}: {s.rows} x {s.columns} images do not lie on the elastogram's {geom.rows} x {geom.columns} grid; not read")
             continue
+        refs = s.instances
+        if s.role == roles.RAW_MRE:  # GE MR-Touch: phase and magnitude images in one series
+            split = split_raw(s, options.limits)
+            refs = split.magnitude
+            findings += split.findings
+            if not refs:
+                continue
         found = read_with_figures_on_grid(
             s, refs, geom, options.limits, "magnitude", used, findings, witnesses, average_same_position=True, figure_of_same_position=offset_figures
         )
@@ -538,7 +582,8 @@ def _magnitude(series, geom, options, used, notes, findings, witnesses) -> tuple
 
 def read_exam(path, options: ReadOptions = ReadOptions()) -> Exam:
     """Read the one MRE exam below path (a folder, recursively, or a single file)."""
-    with exam_budget(options.budget):
+    with exam_budget(options.budget.for_scan(), fresh=True, what="the folder scan"):
         scan = scan_folder(path)
         study_uid, series = choose_study(scan, options)
+    with exam_budget(options.budget, fresh=True):
         return build_exam(study_uid, series, options)

@@ -18,6 +18,10 @@ FLAG_OPTIONAL_SERIES_SKIPPED = "optional_series_skipped"
 FLAG_UNREADABLE_FILES = "unreadable_files_in_series"
 FLAG_UNIT_DOUBTFUL = "stiffness_unit_doubtful"
 FLAG_FREQUENCY_CONFLICT = "driver_frequency_conflict"
+FLAG_SLICE_ORDER = "slice_order_doubtful"
+FLAG_SLICE_VALUES = "slice_values_implausible"
+FLAG_TWIN_REALIGNED = "masked_twin_realigned"
+FLAG_RAW_IMAGES_MISSING = "raw_images_missing"
 
 READER_WARNING_FLAGS = frozenset(
     {
@@ -29,6 +33,10 @@ READER_WARNING_FLAGS = frozenset(
         FLAG_UNREADABLE_FILES,
         FLAG_UNIT_DOUBTFUL,
         FLAG_FREQUENCY_CONFLICT,
+        FLAG_SLICE_ORDER,
+        FLAG_SLICE_VALUES,
+        FLAG_TWIN_REALIGNED,
+        FLAG_RAW_IMAGES_MISSING,
     }
 )
 

@@ -18,12 +18,6 @@ from .slice_witnesses import Witness
 from .stacks import align_to, load_stack
 
 
-def raw_halves(s: SeriesInfo) -> tuple[list[InstanceRef], list[InstanceRef]]:
-    """GE MR-Touch raw series: (phase images, magnitude images), the first and second half in instance order."""
-    ordered = sorted(s.instances, key=lambda r: (r.instance_number is None, r.instance_number or 0))
-    return ordered[: len(ordered) // 2], ordered[len(ordered) // 2 :]
-
-
 def read_on_grid(
     s: SeriesInfo,
     refs: list[InstanceRef],

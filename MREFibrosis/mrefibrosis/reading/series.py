@@ -60,6 +60,7 @@ class SeriesInfo:
     unreadable: int = 0  # damaged DICOM files beside this series' images (a slice may be among them)
     role: str = "unclassified"
     reason: str = ""
+    split_cache: object = field(default=None, repr=False, compare=False)  # raw_series.split_raw's answer, once per series
 
     @property
     def label(self) -> str:
@@ -146,6 +147,19 @@ def _private_text(ds: Dataset, tag: tuple[int, int]) -> str:
 
 
 PLAUSIBLE_DRIVER_HZ = (1.0, 1000.0)  # MRE drivers run at 30-120 Hz; anything outside is not a frequency
+
+
+_HZ_IN_TEXT = re.compile(r"(?<![0-9.])([0-9]{2,3}(?:\.[0-9])?)\s*hz(?![a-z])", re.IGNORECASE)
+
+
+def frequency_in_description(text: str) -> float | None:
+    """A driver frequency the series description states ("MRE_60Hz_magnitude", "MRE 40 Hz"): how
+    protocols are commonly named (assumed; a header field is preferred where a vendor has one)."""
+    found = {float(m) for m in _HZ_IN_TEXT.findall(text or "")}
+    if len(found) != 1:
+        return None
+    value = found.pop()
+    return value if PLAUSIBLE_DRIVER_HZ[0] <= value <= PLAUSIBLE_DRIVER_HZ[1] else None
 
 
 def parse_ge_driver_frequency(ds: Dataset) -> float | None:

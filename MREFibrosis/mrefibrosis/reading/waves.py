@@ -15,7 +15,8 @@ from . import classify as roles
 from .exam import SeriesUse
 from .findings import ReaderFinding
 from .geometry import Geometry
-from .optional_series import raw_halves, read_on_grid
+from .optional_series import read_on_grid
+from .raw_series import split_raw
 from .series import SeriesInfo
 
 MIN_TIME_POINTS = 3  # a first harmonic needs at least three samples of the cycle
@@ -43,7 +44,7 @@ def load_wave_amplitude(
         for s in series:
             if s.role != role or (s.rows, s.columns) != (geom.rows, geom.columns):
                 continue
-            refs = raw_halves(s)[0] if s.role == roles.RAW_MRE else s.instances  # GE raw: phase first
+            refs = split_raw(s, limits).phase if s.role == roles.RAW_MRE else s.instances
             if len(refs) < MIN_TIME_POINTS * geom.n_slices:
                 continue
             amplitude = read_on_grid(s, refs, geom, limits, "wave images", used, findings, witnesses, combine_same_position=first_harmonic_amplitude)
