@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Set up (if needed), make the built-in example exam (a physics-simulated GE-style MRE exam with its
 # reader ROI), segment and measure it with the shipped model, and compare with the reader's ROI:
-# the main job on example data.
+# the main job on example data. It needs only the engine and ONNX Runtime: a lean environment of its
+# own, .venv-main (about 400 MB; the test command's .venv holds everything: torch, Ray, trame, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-MRE=.venv/bin/mrefibrosis
+PY=${PYTHON:-python3}
+if ! .venv-main/bin/python -c "import mrefibrosis, onnxruntime, highdicom" 2>/dev/null; then
+  rm -rf .venv-main
+  "$PY" -m venv .venv-main
+  .venv-main/bin/python -m pip install -q -e ".[measure]" -c scripts/constraints-ci.txt
+fi
+MRE=.venv-main/bin/mrefibrosis
 rm -rf example
 "$MRE" synth example --n 1 --seed 2026 --vendor ge
 "$MRE" inspect example/exam_00000/dicom
@@ -15,7 +21,7 @@ rm -rf example
 "$MRE" measure example/exam_00000/dicom --roi example/exam_00000/roi.seg.nrrd --out example/result_reader
 echo "--- example/result/measurements.csv (automatic ROI)"
 cat example/result/measurements.csv
-.venv/bin/python - <<'PY'
+.venv-main/bin/python - <<'PY'
 import json
 auto = json.load(open("example/result/result.json"))
 reader = json.load(open("example/result_reader/result.json"))

@@ -15,7 +15,7 @@ VPY=.venv/bin/python
 if ! "$VPY" -c "import torch, torchvision; assert torch.__version__.startswith('2.14.1') and torchvision.__version__.startswith('0.29.1')" 2>/dev/null; then
   "$VPY" -m pip install -q torch==2.14.1 torchvision==0.29.1
 fi
-"$VPY" -m pip install -q -e ".[model,onnx,export,dicom,pacs,batch,train,review,test]" -r MREFibrosis/Resources/requirements.txt \
+"$VPY" -m pip install -q -e ".[measure,model,onnx,export,dicom,nifti,pacs,batch,train,review,test]" -r MREFibrosis/Resources/requirements.txt \
   -r MREFibrosis/Resources/requirements-model.txt -r MREFibrosis/Resources/requirements-onnx.txt onnx==1.23.1 \
   -c scripts/constraints-ci.txt
 

@@ -29,8 +29,34 @@ def instance_uids(volume_node) -> list[str]:
     return (volume_node.GetAttribute(DICOM_INSTANCE_UIDS) or "").split()
 
 
+GRID_TAGS = ["Rows", "Columns", "FrameOfReferenceUID", "ImageOrientationPatient"]
+
+
+def _grid_of(path: str) -> tuple | None:
+    """(rows, columns, frame of reference, orientation) of one file's image, or None when unreadable."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=GRID_TAGS)
+        orientation = tuple(round(float(v), 3) for v in ds.get("ImageOrientationPatient", []) or [])
+        return int(ds.Rows), int(ds.Columns), str(ds.get("FrameOfReferenceUID", "") or ""), orientation
+    except Exception:
+        return None
+
+
+def _same_acquisition(grid: tuple | None, other: tuple | None) -> bool:
+    """The MRE series of one acquisition (elastograms, confidence, magnitude, raw, waves) share the
+    elastogram's image grid; a study's other series (T1, T2, a 4096 x 4096 research export) do not.
+    A missing frame of reference or orientation is not held against a series."""
+    if grid is None or other is None or grid[:2] != other[:2]:
+        return False
+    return all(not a or not b or a == b for a, b in zip(grid[2:], other[2:]))
+
+
 def study_files_for_volume(volume_node, database) -> tuple[list[str], str]:
-    """All files of the study the volume came from, and the volume's SeriesInstanceUID."""
+    """The files of the series of the volume's study that lie on its grid (its MRE acquisition: a
+    study from the PACS may hold hundreds of other images, which the engine need not read), and the
+    volume's SeriesInstanceUID."""
     import pydicom
 
     uids = instance_uids(volume_node)
@@ -42,8 +68,13 @@ def study_files_for_volume(volume_node, database) -> tuple[list[str], str]:
     header = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
     series_uid = str(header.SeriesInstanceUID)
     study_uid = database.studyForSeries(series_uid) or str(header.StudyInstanceUID)
-    files = [f for s in database.seriesForStudy(study_uid) for f in database.filesForSeries(s)]
-    files = [f for f in dict.fromkeys(files) if f and os.path.exists(f)]
+    grid = _grid_of(first)
+    files = []
+    for s in database.seriesForStudy(study_uid):
+        members = [f for f in database.filesForSeries(s) if f and os.path.exists(f)]
+        if members and (s == series_uid or _same_acquisition(grid, _grid_of(members[0]))):
+            files += members
+    files = list(dict.fromkeys(files))
     if not files:
         raise NotInDatabaseError(f"no files of study of '{volume_node.GetName()}' were found in the DICOM database: import the exam again.")
     return files, series_uid

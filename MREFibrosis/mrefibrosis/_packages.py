@@ -15,3 +15,12 @@ def installed(package: str) -> bool:
     if package in sys.modules:
         return sys.modules[package] is not None
     return importlib.util.find_spec(package) is not None
+
+
+def require(package: str, needed_for: str, extra: str) -> None:
+    """A one-line refusal, before any work, when an optional package a chosen option needs is not
+    installed (the lean install for measuring leaves out what only some users need)."""
+    if not installed(package):
+        from .errors import MREFibrosisError
+
+        raise MREFibrosisError(f"{needed_for} needs the '{package}' package, not installed here: pip install 'mrefibrosis[{extra}]'.")

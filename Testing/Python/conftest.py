@@ -1,4 +1,6 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[2] / "MREFibrosis"))
 
 from fixtures import make_ge_exam, make_siemens_exam  # noqa: E402
+
+# measured runtime choices (model/runtime_probe.py) are cached here, not in the user's home
+os.environ.setdefault("MREFIBROSIS_CACHE", tempfile.mkdtemp(prefix="mrefibrosis-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -208,6 +208,107 @@ def test_runtime_choice(tiny_pair, tmp_path, monkeypatch):
         choose_runtime("onnx", "cpu", "auto", tmp_path / "none.onnx")
 
 
+@pytest.fixture()
+def tiny_int8(tiny_pair, tmp_path, ge_exam, siemens_exam):
+    """A copy of the tiny model and its fp32 graph with an int8 graph quantized beside it."""
+    import shutil
+
+    from mrefibrosis.model.onnx_int8 import quantize_int8
+
+    model, report = tiny_pair
+    for f in (model, report.graph_path, model.parent / "SHA256SUMS"):
+        shutil.copy2(f, tmp_path / f.name)
+    copy = tmp_path / model.name
+    q = quantize_int8(copy, [ge_exam.path, siemens_exam.path], max_slices=8)
+    return copy, q
+
+
+def test_an_int8_graph_is_quantized_checksummed_and_runs_close_to_fp32(tiny_int8, ge_exam):
+    from mrefibrosis.model.onnx_format import int8_graph_path_for
+    from mrefibrosis.model.onnx_runtime import OnnxNetwork
+    from mrefibrosis.reading.exam_loader import read_exam
+
+    copy, q = tiny_int8
+    assert q.graph_path == int8_graph_path_for(copy) and q.calibration_slices == 8 and q.calibration_exams == 2
+    assert f"  {q.graph_path.name}" in (copy.parent / "SHA256SUMS").read_text()
+    import onnx
+
+    external = [t for t in onnx.load(str(q.graph_path), load_external_data=False).graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert external and all(t.data_type == onnx.TensorProto.INT8 for t in external)  # its int8 weights come from the model file
+    mf = load_model_file(copy)
+    int8 = OnnxNetwork(mf, q.graph_path)
+    assert int8.precision == "int8"
+    x = np.random.default_rng(0).random((2, 2, 64, 64), dtype=np.float32)
+    a, b = OnnxNetwork(mf, graph_path_for(copy)).logits(x), int8.logits(x)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.98  # a tiny random network: close, not equal
+    seg = Segmenter(copy, precision="int8")
+    assert (seg.runtime, seg.precision) == ("onnx", "int8")
+    assert seg.identity().precision == "int8" and seg.segment(read_exam(ge_exam.path)).precision == "int8"
+
+
+def test_int8_is_the_cpu_default_only_where_it_pays_and_can_be_turned_off(tiny_int8, monkeypatch):
+    import mrefibrosis.model.inference as inference
+
+    copy, _ = tiny_int8
+    monkeypatch.setattr(inference, "cuda_may_be_present", lambda: False)
+    monkeypatch.setattr(inference, "cpu_has_int8_dot_products", lambda: True)
+    assert Segmenter(copy).precision == "int8"
+    monkeypatch.setenv("MREFIBROSIS_INT8", "0")
+    assert Segmenter(copy).precision == "fp32"
+    monkeypatch.delenv("MREFIBROSIS_INT8")
+    monkeypatch.setattr(inference, "cpu_has_int8_dot_products", lambda: False)  # emulated int8 gains little
+    assert Segmenter(copy).precision == "fp32"
+    assert Segmenter(copy, precision="fp32").precision == "fp32"
+
+
+def test_int8_refusals_are_one_line(tiny_pair, tiny_int8, tmp_path):
+    from mrefibrosis.model.onnx_format import int8_graph_path_for
+    from mrefibrosis.model.onnx_runtime import OnnxNetwork
+
+    model, _ = tiny_pair
+    with pytest.raises(ModelFileError, match="quantize-onnx") as e:  # no int8 graph beside the model
+        Segmenter(model, precision="int8")
+    _one_line(e)
+    with pytest.raises(DeviceError, match="int8 runs on ONNX Runtime"):
+        choose_runtime("torch", "auto", "int8", graph_path_for(model))
+    copy, q = tiny_int8
+    sums = copy.parent / "SHA256SUMS"
+    sums.write_text("".join(ln + "\n" for ln in sums.read_text().splitlines() if q.graph_path.name not in ln))
+    with pytest.raises(ModelFileError, match="not listed in the SHA256SUMS"):
+        Segmenter(copy, precision="int8")
+    mf = load_model_file(copy)
+    other = tmp_path / "other.mrefmodel"
+    write_model_arrays(other, {k: (v * 1.01).astype(v.dtype) if v.dtype.kind == "f" else v for k, v in mf.arrays.items()}, mf.info.to_dict())
+    with pytest.raises(ModelFileError, match="other weights"):  # an int8 graph is bound to its model's checksum
+        OnnxNetwork(load_model_file(other), int8_graph_path_for(copy), graph=q.graph_path.read_bytes())
+
+
+def test_a_large_cpu_workload_takes_the_runtime_measured_faster_here_once(tiny_pair, tmp_path, monkeypatch):
+    """--runtime auto for many exams: measured on this machine (both runtimes, the same input), the
+    answer cached; one exam or an explicit runtime never probes."""
+    import mrefibrosis.model.runtime_probe as probe
+    from mrefibrosis.model.segmenter_settings import Runtime, SegmenterSettings
+
+    model, _ = tiny_pair
+    monkeypatch.setenv("MREFIBROSIS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("mrefibrosis.model.inference.cuda_may_be_present", lambda: False)
+    runtime, record = probe.fastest_cpu_runtime(model, "fp32")
+    assert runtime in ("onnx", "torch") and record["onnx"]["seconds_per_slice"] > 0 and record["torch"]["seconds_per_slice"] > 0
+    assert runtime == min(("onnx", "torch"), key=lambda r: record[r]["seconds_per_slice"])
+    assert probe.cache_path().is_file()
+
+    def no_second_measurement(*_args, **_kw):
+        raise AssertionError("measured again although cached")
+
+    monkeypatch.setattr(probe, "_seconds_per_slice", no_second_measurement)
+    assert probe.fastest_cpu_runtime(model, "fp32")[0] == runtime
+    settings = SegmenterSettings(model=str(model), precision="fp32")
+    assert settings.workload_runtime(probe.PROBE_MIN_SLICES) == runtime
+    assert settings.workload_runtime(8) == "auto"  # two exams: ONNX Runtime's fast start wins
+    assert SegmenterSettings(model=str(model), runtime=Runtime.ONNX).workload_runtime(10_000) == "onnx"
+    assert settings.build(expected_slices=10_000).runtime == runtime
+
+
 def test_cancel_ends_a_running_onnx_segmentation(tiny_pair):
     from mrefibrosis.model.onnx_runtime import OnnxNetwork
 
@@ -286,7 +387,7 @@ def test_shipped_onnx_masks_equal_torch_fp32_on_held_out_exams(held_out):
     pytest.importorskip("onnxruntime")
     from mrefibrosis.reading.exam_loader import read_exam
 
-    onnx_seg = Segmenter(runtime="onnx")
+    onnx_seg = Segmenter(runtime="onnx", precision="fp32")  # the int8 graph is gated on the held-out cohort (model report)
     torch_seg = Segmenter(device="cpu", precision="fp32", runtime="torch")
     assert (onnx_seg.runtime, torch_seg.runtime) == ("onnx", "torch") and onnx_seg.sha256 == torch_seg.sha256
     scores = []
@@ -307,7 +408,7 @@ def test_both_runtimes_write_the_same_result_files(held_out, tmp_path):
 
     exam = next(d for d in held_out if json.loads((d / "truth.json").read_text())["status"] == "ok")
     outs = {}
-    for runtime, extra in (("onnx", []), ("torch", ["--precision", "fp32", "--device", "cpu"])):
+    for runtime, extra in (("onnx", ["--precision", "fp32"]), ("torch", ["--precision", "fp32", "--device", "cpu"])):
         out = tmp_path / runtime
         assert main(["-q", "measure", str(exam / "dicom"), "--out", str(out), "--runtime", runtime, *extra]) == 0
         outs[runtime] = out

@@ -107,3 +107,36 @@ def test_license_and_extension_index_entry():
     assert f'set(EXTENSION_DEPENDS "{" ".join(entry.get("build_dependencies", [])) or "NA"}")' in cmake
     homepage = re.search(r'set\(EXTENSION_HOMEPAGE "([^"]+)"\)', cmake).group(1)
     assert entry["scm_url"].removesuffix(".git") == homepage
+
+
+def test_a_wheel_built_from_the_repo_installs_offline_and_measures_with_its_own_model(tmp_path, ge_exam):
+    """The lean install for the main job: a wheel holds the model, its graph and their checksums, installs
+    with no index, and measures an exam from the installed copy (not from this checkout)."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = wheels.glob("mrefibrosis-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for shipped in ("mrefibrosis-unet-resnext50.mrefmodel", "mrefibrosis-unet-resnext50.onnx", "SHA256SUMS"):
+        assert f"mrefibrosis/model/weights/{shipped}" in names
+    assert "mrefibrosis/measure/presets.json" in names
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    code = (
+        "import sys, mrefibrosis; assert mrefibrosis.__file__.startswith(sys.argv[1]), mrefibrosis.__file__; "
+        "from mrefibrosis.cli import main; sys.exit(main(['measure', sys.argv[2], '--out', sys.argv[3]]))"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(site), str(ge_exam.path), str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "out" / "result.json").is_file()

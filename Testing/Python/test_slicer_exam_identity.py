@@ -75,6 +75,36 @@ def test_dicom_browser_volume_is_refused_then_read_by_the_engine(scene, ge_exam,
     assert 1.5 < result.measurement.mean_kpa < 3.5
 
 
+def test_only_the_mre_acquisition_of_a_database_study_is_staged(scene, tmp_path):
+    """A study from the PACS holds other series (here 40 T2 images on another grid): staging every
+    series of the study made the engine read all of them (an 872-file study timed out in Slicer)."""
+    fx = make_ge_exam(tmp_path / "study", seed=41)
+    mre_files = sorted(p for p in fx.path.rglob("*") if p.is_file())
+    exam = read_exam(fx.path)
+    template = pydicom.dcmread(mre_files[0])
+    t2 = fx.path / "t2"
+    t2.mkdir()
+    uid = pydicom.uid.generate_uid()
+    for n in range(40):
+        ds = template.copy()
+        ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.SeriesNumber, ds.SeriesDescription = uid, pydicom.uid.generate_uid(), 3, "T2 HASTE"
+        ds.FrameOfReferenceUID = pydicom.uid.generate_uid()
+        ds.ImageType, ds.ImageComments = ["ORIGINAL", "PRIMARY", "M", "ND"], ""
+        ds.ImagePositionPatient = [0.0, 0.0, 6.0 * n]
+        ds.Rows = ds.Columns = 128
+        ds.PixelData = np.zeros((128, 128), np.int16).tobytes()
+        ds.save_as(t2 / f"{n:03d}.dcm")
+    browser = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "Stiffness (DICOM browser)")
+    slicer.util.updateVolumeFromArray(browser, fx.stiffness_pa.astype(np.float32))
+    browser.SetAttribute("DICOM.instanceUIDs", " ".join(str(h.SOPInstanceUID) for h in exam.source_headers))
+    logic = MREFibrosisLogic()
+    staged = tmp_path / "staged"
+    nodes = logic.load_from_dicom_database(scene, browser, FolderDicomDatabase(fx.path), staging_root=staged)
+    (folder,) = [p for p in staged.iterdir() if p.is_dir()]
+    assert len(list(folder.iterdir())) == len(mre_files)  # stiffness, confidence, waves, raw: not the T2 series
+    assert nodes.magnitude is not None and logic.exam_for(nodes.stiffness).magnitude is not None
+
+
 def test_volume_without_database_entry_gets_a_one_line_reason(scene, ge_exam):
     logic = MREFibrosisLogic()
     plain = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "drawn by hand")

@@ -7,11 +7,13 @@ import io
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import MREFibrosisError
 from ..model.model_file import MAGIC, MAGIC_V1
-from ..model.segmenter_settings import SegmenterSettings
+from ..model.runtime_probe import SLICES_PER_EXAM
+from ..model.segmenter_settings import Runtime, SegmenterSettings
 from ..results.staged_files import atomic_write_text
 from .scorer import COLUMNS, ExamScorer, folder_key, read_done
 
@@ -98,6 +100,13 @@ def run_batch(
     log.info("%d exam folders, %d already done with model %s, %d to score", len(folders), len(folders) - len(todo), version, len(todo))
     t0 = time.perf_counter()
     done = failed = 0
+    if todo and gpus_per_worker == 0:
+        # decided once here, for every worker: on a CPU, the runtime this machine measured faster
+        # for a workload this size (`runtime_probe`; cached, so it is measured once per machine)
+        chosen = settings.workload_runtime(SLICES_PER_EXAM * len(todo))
+        if chosen != settings.runtime.value:
+            log.info("batch: %s measured faster than the default here; the workers use it", chosen)
+            settings = replace(settings, runtime=Runtime(chosen))
     if todo:
         if not ray.is_initialized():
             ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import MREFibrosisError, printable
-from ..model.segmenter_settings import SegmenterSettings
-from .options import add_read_options, read_options, segmenter_meanwhile, settings_from
+from ..model.runtime_probe import SLICES_PER_EXAM
+from ..model.segmenter_settings import Runtime, SegmenterSettings
+from .options import add_read_options, read_options, segmenter, segmenter_meanwhile, settings_from
 
 log = logging.getLogger("mrefibrosis")
 REVIEW_ENTRY_POINTS = "mrefibrosis.front_ends"  # the review page registers itself here (pyproject.toml)
@@ -60,11 +62,14 @@ def register(sub) -> None:
 
 
 def cmd_measure(args) -> int:
+    from .._packages import require
     from ..pipeline import process_exam, write_results
 
     options = read_options(args)
     if args.min_area <= 0:
         raise MREFibrosisError("--min-area must be positive.")
+    if args.dicom:
+        require("highdicom", "--dicom (DICOM SEG, SR and overlay)", "measure")
     if args.roi is None:
         return _measure_with_segmenter(args, options)
     if len(args.study) != 1:
@@ -82,9 +87,15 @@ def _measure_with_segmenter(args, options) -> int:
     from ..reading.exam_loader import find_exams
 
     preset = get_preset(args.preset)  # refuse a bad preset before loading the model
-    loading = segmenter_meanwhile(settings_from(args))
+    settings = settings_from(args)
+    loading = segmenter_meanwhile(settings)
     found = find_exams(args.study, options)
     seg = loading()
+    # many exams: on a CPU, the runtime this machine measured faster for that much work (cached)
+    chosen = settings.workload_runtime(sum(_slices_in(series) for _, series in found))
+    if chosen != seg.runtime:
+        log.info("%d exams: %s measured faster here than %s; using it", len(found), chosen, seg.runtime)
+        seg = segmenter(replace(settings, runtime=Runtime(chosen)))
     failed = 0
     for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers, args.dicom, found=found):
         if outcome.error:
@@ -94,6 +105,13 @@ def _measure_with_segmenter(args, options) -> int:
         _log_result(outcome.result)
         log.info("exam %s: results in %s", outcome.exam_key, outcome.out_dir)
     return 2 if failed else 0
+
+
+def _slices_in(series) -> int:
+    """An exam's slice count before it is read: its largest elastogram series' image count."""
+    from ..reading import classify as roles
+
+    return max((len(s.instances) for s in series if s.role in roles.MEASURABLE), default=SLICES_PER_EXAM)
 
 
 def _log_result(result) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..errors import MREFibrosisError
 from ..model.segmenter_settings import SegmenterSettings
-from ..reading.series import PLAUSIBLE_DRIVER_HZ
 
 log = logging.getLogger("mrefibrosis")
 
@@ -32,6 +31,7 @@ def add_read_options(p: argparse.ArgumentParser) -> None:
 
 def read_options(args):
     from ..reading.exam_loader import ReadOptions
+    from ..reading.series import PLAUSIBLE_DRIVER_HZ
 
     if not 0.0 < args.confidence_threshold <= 1.0:
         raise MREFibrosisError("--confidence-threshold must lie in (0, 1], e.g. 0.95.")

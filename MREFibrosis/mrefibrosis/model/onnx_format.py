@@ -22,6 +22,9 @@ META_WEIGHTS = "mrefibrosis.weights_sha256"
 META_INFO = "mrefibrosis.model_info"
 META_EXPORTER = "mrefibrosis.exporter"
 META_INITIALIZERS = "mrefibrosis.initializers"  # name -> how to compute it from the model file's arrays
+META_PRECISION = "mrefibrosis.precision"  # "int8": a quantized graph that holds its own (int8) weights
+META_CALIBRATION = "mrefibrosis.calibration"  # what an int8 graph was calibrated on
+INT8_SUFFIX = ".int8.onnx"
 
 
 def external_location(weights_sha256: str) -> str:
@@ -79,9 +82,29 @@ def graph_path_for(model_path: Path) -> Path:
     return model_path.with_suffix(GRAPH_SUFFIX)
 
 
+def int8_graph_path_for(model_path: Path) -> Path:
+    """The model's quantized graph (`mrefibrosis quantize-onnx`): <stem>.int8.onnx beside it."""
+    return model_path.with_name(model_path.stem + INT8_SUFFIX)
+
+
+def quantized(weights: np.ndarray, scale, zero_point, axis: int = 0) -> np.ndarray:
+    """int8 weights as ONNX Runtime's quantizer writes them: round(w / scale) + zero point, per
+    channel along `axis`, clipped to int8 (round half to even, in fp32: bit-exact with its output)."""
+    shape = [1] * weights.ndim
+    shape[axis] = -1
+    s = np.asarray(scale, dtype=np.float32).reshape(shape)
+    z = np.asarray(zero_point, dtype=np.float32).reshape(shape) if np.ndim(zero_point) else np.float32(zero_point)
+    return np.clip(np.round(weights / s) + z, -128, 127).astype(np.int8)
+
+
 def initializer_value(arrays: dict[str, np.ndarray], recipe: dict) -> np.ndarray:
-    """An fp32 graph initializer from the model file's arrays: a copy, or a conv with its
-    batch norm folded in (W * g / sqrt(v + eps); (b - m) * g / sqrt(v + eps) + beta)."""
+    """A graph initializer from the model file's arrays: a copy, a conv with its batch norm folded in
+    (W * g / sqrt(v + eps); (b - m) * g / sqrt(v + eps) + beta), in fp32; or such a weight quantized
+    to int8 with the scales an int8 graph records (`quantized`), so that an int8 graph, too, holds
+    no copy of the weights."""
+    if "quantize" in recipe:
+        q = recipe["quantize"]
+        return quantized(initializer_value(arrays, q["of"]), q["scale"], q["zero_point"], q["axis"])
     if "from" in recipe:
         return np.array(arrays[recipe["from"]], dtype=np.float32)
     f = recipe["fold"]

@@ -86,7 +86,7 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike | None
     finally:
         if staged is not None:
             staged.unlink(missing_ok=True)
-    _publish_checksums(out, [target, graph_path])
+    publish_checksums(out, [target, graph_path])
     return ExportReport(target, graph_path, len(graph), n_external, diff)
 
 
@@ -189,7 +189,7 @@ def _graph_over_model_file(net, model: ModelFile) -> tuple[bytes, int]:
     return graph.SerializeToString(), len(used)
 
 
-def _publish_checksums(folder: Path, files: list[Path]) -> None:
+def publish_checksums(folder: Path, files: list[Path]) -> None:
     sums = folder / CHECKSUMS
     old = sums.read_text(encoding="ascii", errors="replace").splitlines() if sums.is_file() else []
     names = {f.name for f in files}

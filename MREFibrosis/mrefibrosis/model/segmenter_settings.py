@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import MREFibrosisError
@@ -38,6 +39,7 @@ class Precision(StrEnum):
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+    INT8 = "int8"  # ONNX Runtime on the CPU with the model's quantized graph
 
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -89,19 +91,41 @@ class SegmenterSettings:
             raise SettingsError("margins must be RoiMargins.")
 
     # ------------------------------------------------------------------ the segmenter
-    def build(self) -> Segmenter:
-        """Load the segmenter these settings describe (the one place front ends construct it)."""
+    def build(self, expected_slices: int | None = None) -> Segmenter:
+        """Load the segmenter these settings describe (the one place front ends construct it).
+        `expected_slices`: how many slices the process will segment (a batch, a PACS service, a
+        `measure` over many studies); from `runtime_probe.PROBE_MIN_SLICES` up, `--runtime auto` on
+        a CPU with torch installed takes whichever runtime this machine measured faster."""
         from .inference import Segmenter
 
+        runtime = self.workload_runtime(expected_slices)
         return Segmenter(
             self.model,
             device=self.device,
             precision=self.precision.value,
             tta=self.tta,
             expected_sha256=self.model_sha256,
-            runtime=self.runtime.value,
+            runtime=runtime,
             margins=self.margins,
         )
+
+    def workload_runtime(self, expected_slices: int | None) -> str:
+        """The runtime to ask for: the settings' own, or for a large CPU workload under `auto`, the
+        one measured faster here (`runtime_probe`)."""
+        from .runtime_probe import PROBE_MIN_SLICES
+
+        if self.runtime is not Runtime.AUTO or not expected_slices or expected_slices < PROBE_MIN_SLICES or self.device not in ("auto", "cpu"):
+            return self.runtime.value
+        if self.precision not in (Precision.AUTO, Precision.FP32, Precision.INT8) or self.runtime_here() != "onnx":
+            return self.runtime.value  # a GPU, reduced torch precision, or no ONNX graph: nothing to compare
+        from .._packages import installed
+
+        if not (installed("torch") and installed("segmentation_models_pytorch")):
+            return self.runtime.value
+        from .inference import default_model_path
+        from .runtime_probe import fastest_cpu_runtime
+
+        return fastest_cpu_runtime(Path(self.model) if self.model else default_model_path(), self.precision.value)[0]
 
     def loaded_key(self) -> tuple:
         """What a loaded network depends on: a front end that keeps segmenters loaded keys them by
@@ -129,7 +153,8 @@ class SegmenterSettings:
             "--precision",
             default=Precision.AUTO.value,
             choices=[p.value for p in Precision],
-            help="auto uses reduced precision only where the model file says it was validated",
+            help="auto: int8 on a CPU with int8 dot products where the model ships a validated int8 graph, "
+            "reduced precision on a GPU only where the model file says it was validated; else fp32",
         )
         g.add_argument(
             "--tta",

@@ -22,6 +22,7 @@ from typing import ClassVar
 import pydicom
 
 from ..errors import ExamNotFoundError, MREFibrosisError
+from ..model.runtime_probe import SERVICE_SLICES
 from ..reading.exam_loader import ReadOptions
 from .config import ServiceConfig
 
@@ -62,7 +63,7 @@ class Receiver:
         self.spool = Path(config.spool_dir)
         self.spool.mkdir(parents=True, exist_ok=True)
         if segmenter is None:
-            segmenter = config.segmenter_settings().build()
+            segmenter = config.segmenter_settings().build(expected_slices=SERVICE_SLICES)  # long-running: the faster runtime here
         self.segmenter = segmenter
         self.options = ReadOptions(**config.read_options)
         self._last_seen: dict[str, float] = {}

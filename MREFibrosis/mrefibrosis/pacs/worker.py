@@ -20,6 +20,7 @@ from typing import ClassVar
 
 from .. import __version__
 from ..errors import ExamNotFoundError, MREFibrosisError
+from ..model.runtime_probe import SERVICE_SLICES
 from ..reading.exam_loader import ReadOptions
 from .config import ServiceConfig
 from .http_session import AuthSettings, PacsConfigError, PacsError, PacsUnavailable, make_session
@@ -87,7 +88,7 @@ class PacsWorker:
         self.source = make_source(config)
         self.jobs = JobStore(config.jobs_db)
         if segmenter is None:
-            segmenter = config.segmenter_settings().build()
+            segmenter = config.segmenter_settings().build(expected_slices=SERVICE_SLICES)  # long-running: the faster runtime here
         self.segmenter = segmenter
         describe = getattr(segmenter, "describe", lambda: {})()
         self.model_version = f"{__version__}:{describe.get('model_version', 'unknown')}:{describe.get('sha256', '')[:16]}"

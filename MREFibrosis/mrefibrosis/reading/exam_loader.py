@@ -556,15 +556,25 @@ def _magnitude(series, geom, options, used, notes, findings, witnesses) -> tuple
         if (s.rows, s.columns) != (geom.rows, geom.columns):
             notes.append(f"{s.label}: {s.rows} x {s.columns} images do not lie on the elastogram's {geom.rows} x {geom.columns} grid; not read")
             continue
-        refs = s.instances
+        refs, decoded = s.instances, None
         if s.role == roles.RAW_MRE:  # GE MR-Touch: phase and magnitude images in one series
             split = split_raw(s, options.limits)
-            refs = split.magnitude
+            refs, decoded = split.magnitude, split.decoded
             findings += split.findings
             if not refs:
                 continue
         found = read_with_figures_on_grid(
-            s, refs, geom, options.limits, "magnitude", used, findings, witnesses, average_same_position=True, figure_of_same_position=offset_figures
+            s,
+            refs,
+            geom,
+            options.limits,
+            "magnitude",
+            used,
+            findings,
+            witnesses,
+            average_same_position=True,
+            figure_of_same_position=offset_figures,
+            decoded=decoded,
         )
         if found is not None:
             magnitude, figures = found

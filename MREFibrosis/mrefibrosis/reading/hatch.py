@@ -112,10 +112,29 @@ def _sample(mask: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.nda
     return j, i
 
 
-def _residue_counts(j: np.ndarray, i: np.ndarray, direction: str, period: int, width: int) -> np.ndarray:
-    """Pixels per line position: how many of (j, i) a line starting at each residue would cover."""
-    counts = np.bincount(DIRECTIONS[direction](j, i) % period, minlength=period)
-    return np.convolve(np.concatenate([counts, counts[: width - 1]]), np.ones(width, int), "valid")[:period]
+@dataclass(frozen=True)
+class _LinePositions:
+    """How many of a pixel sample lie at each value of a direction's line coordinate (i + j, i - j,
+    i or j): every period's residue counts follow from this short histogram, so the fit passes over
+    the pixels once per direction instead of once per direction, period and width (5,760 passes
+    over up to 800,000 pixels for one Siemens-style exam before)."""
+
+    histogram: np.ndarray  # int64, one bin per coordinate value from `offset`
+    offset: int
+
+    @classmethod
+    def of(cls, j: np.ndarray, i: np.ndarray, direction: str) -> _LinePositions:
+        coordinate = DIRECTIONS[direction](j, i)
+        if coordinate.size == 0:
+            return cls(np.zeros(1, np.int64), 0)
+        offset = int(coordinate.min())
+        return cls(np.bincount(coordinate - offset), offset)
+
+    def residue_counts(self, period: int, width: int) -> np.ndarray:
+        """Pixels per line position: how many of the sample a line starting at each residue would cover."""
+        residues = (np.arange(self.histogram.size) + self.offset) % period
+        counts = np.bincount(residues, weights=self.histogram, minlength=period).astype(np.int64)
+        return np.convolve(np.concatenate([counts, counts[: width - 1]]), np.ones(width, np.int64), "valid")[:period]
 
 
 def _best_family(hatch: np.ndarray, left: np.ndarray, near: np.ndarray, periods: range) -> tuple[LineFamily, int] | None:
@@ -125,11 +144,12 @@ def _best_family(hatch: np.ndarray, left: np.ndarray, near: np.ndarray, periods:
     samples = {"hatch": _sample(hatch, MAX_FIT_PIXELS, 0), "left": _sample(left, MAX_FIT_PIXELS, 1), "near": _sample(near, 4 * MAX_FIT_PIXELS, 2)}
     best = None
     for name in DIRECTIONS:
+        positions = {s: _LinePositions.of(*samples[s], name) for s in ("hatch", "left", "near")}
         for period in periods:
             for width in (1, 2, 3):
                 if width * 2 >= period:
                     continue
-                hits, explained, pool = (_residue_counts(*samples[s], name, period, width) for s in ("hatch", "left", "near"))
+                hits, explained, pool = (positions[s].residue_counts(period, width) for s in ("hatch", "left", "near"))
                 phase = int(np.argmax(explained))
                 if pool[phase] == 0 or hits[phase] / pool[phase] < MIN_PURITY:
                     continue

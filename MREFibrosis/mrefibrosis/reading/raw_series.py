@@ -35,6 +35,9 @@ class RawSplit:
     magnitude: list[InstanceRef]
     how: str  # "content" or "instance order" (no image held a negative value: the content cannot tell)
     findings: list[ReaderFinding] = field(default_factory=list)
+    # each image as decoded for the split, so the magnitude and the wave amplitude are built from it
+    # without reading and decoding the files again
+    decoded: dict = field(default_factory=dict, repr=False)
 
 
 def _kind_from_header(ds: Dataset) -> str | None:
@@ -77,12 +80,14 @@ def split_raw(s: SeriesInfo, limits) -> RawSplit:
     phase, magnitude, unknown = [], [], 0
     positions: dict[str, Counter] = {PHASE: Counter(), MAGNITUDE: Counter()}
     signed_seen = header_said = False
+    decoded = {}
     for ref in s.instances:
         try:
             ds, values = read_pixels(ref.path, limits)
         except MREFibrosisError:
             unknown += 1
             continue
+        decoded[ref.path] = (ds, values)
         said = _kind_from_header(ds)
         header_said |= said is not None
         kind = said or _kind_from_values(np.asarray(values))
@@ -95,9 +100,9 @@ def split_raw(s: SeriesInfo, limits) -> RawSplit:
     if not signed_seen and not header_said:
         # unsigned storage: every image looks like a magnitude; fall back to the order GE writes
         first, second = _order_halves(s)
-        split = RawSplit(first, second, "instance order")
+        split = RawSplit(first, second, "instance order", decoded=decoded)
     else:
-        split = RawSplit(phase, magnitude, "content")
+        split = RawSplit(phase, magnitude, "content", decoded=decoded)
         split.findings = _missing_findings(s, positions, unknown)
     s.split_cache = split
     return split

@@ -121,19 +121,21 @@ def load_stack(
     average_same_position: bool = False,
     combine_same_position: Callable[[np.ndarray], np.ndarray] | None = None,
     figure_of_same_position: Callable[[np.ndarray], tuple[float, ...]] | None = None,
+    decoded: dict | None = None,
 ) -> Stack:
     """Decode the series; images sharing a position are averaged (magnitude), combined in acquisition
     order by `combine_same_position` ((time, rows, columns) -> (rows, columns): wave images), or
     refused (maps). `figure_of_same_position` ((time, rows, columns) -> a tuple of floats, the same
     length for any input) describes each position's images before they are combined (Stack.figures,
-    (slices, figures): how alike and how far apart a slice's offsets are)."""
+    (slices, figures): how alike and how far apart a slice's offsets are). `decoded` (path -> (header,
+    values)) holds images already decoded (the raw series' split), used instead of the files."""
     label = info.label
     planes: list[_Plane] = []
     refs = instances if instances is not None else info.instances
     if not refs:
         raise SeriesError(f"{label}: no images.")
     for n, ref in enumerate(refs):
-        ds, arr = read_pixels(ref.path, limits)
+        ds, arr = decoded[ref.path] if decoded and ref.path in decoded else read_pixels(ref.path, limits)
         if arr.ndim == 3 and int(ds.get("SamplesPerPixel", 1) or 1) == 3:
             raise PixelDataError(f"{label}: colour (RGB) images cannot be measured; select the grayscale elastogram series.")
         planes.extend(_planes_of(ds, arr, label, ref.instance_number if ref.instance_number is not None else n))

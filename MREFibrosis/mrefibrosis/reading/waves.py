@@ -44,10 +44,22 @@ def load_wave_amplitude(
         for s in series:
             if s.role != role or (s.rows, s.columns) != (geom.rows, geom.columns):
                 continue
-            refs = split_raw(s, limits).phase if s.role == roles.RAW_MRE else s.instances
+            split = split_raw(s, limits) if s.role == roles.RAW_MRE else None
+            refs = split.phase if split is not None else s.instances
             if len(refs) < MIN_TIME_POINTS * geom.n_slices:
                 continue
-            amplitude = read_on_grid(s, refs, geom, limits, "wave images", used, findings, witnesses, combine_same_position=first_harmonic_amplitude)
+            amplitude = read_on_grid(
+                s,
+                refs,
+                geom,
+                limits,
+                "wave images",
+                used,
+                findings,
+                witnesses,
+                combine_same_position=first_harmonic_amplitude,
+                decoded=split.decoded if split is not None else None,
+            )
             if amplitude is not None:
                 return amplitude
     return None

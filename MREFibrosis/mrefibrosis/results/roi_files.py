@@ -124,6 +124,9 @@ def read_nrrd_roi(path: Path) -> RoiVolume:
 
 
 def read_nifti_roi(path: Path) -> RoiVolume:
+    from .._packages import require
+
+    require("SimpleITK", f"{path.name}: reading a NIfTI ROI", "nifti")
     import SimpleITK as sitk
 
     try:
