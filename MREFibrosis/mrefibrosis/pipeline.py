@@ -182,30 +182,48 @@ def segment_to_files(exam: Exam, segmenter, target: str | os.PathLike, cancelled
 
 
 def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identifiers: bool = False, dicom: bool = False) -> list[Path]:
-    """measurements.csv, result.json and roi.seg.nrrd, all or nothing; with dicom, also
-    dicom/SEG.dcm, dicom/SR.dcm and dicom/OVERLAY_NNN.dcm (built before anything is written)."""
+    """measurements.csv, result.json and roi.seg.nrrd; with dicom, also dicom/SEG.dcm, dicom/SR.dcm
+    and dicom/OVERLAY_NNN.dcm (built before anything is written). All are staged first, then moved
+    into place as one set that `result-set.json`, written last, vouches for (`results.result_set`):
+    a writer killed half-way leaves a folder that says it holds no complete set."""
+    import shutil
+    import tempfile
+
+    from .errors import OutputError
+    from .results.dicom_result_files import remove_dicom_results
+    from .results.result_set import PARTIAL_PREFIX, publish, remove_stale_partials, write_manifest
+
     built = None
     if dicom:
         from .results.dicom_results import build_dicom_results
 
         built = build_dicom_results(result)
     payload = result.to_json(include_identifiers)
-    with staged_outputs(out_dir) as out:
-        with open(out.path("measurements.csv"), "w", encoding="utf-8", newline="") as fh:
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(out)
+        staging = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=out))
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out} ({exc.strerror or exc}); choose a writable --out.") from None
+    try:
+        with open(staging / "measurements.csv", "w", encoding="utf-8", newline="") as fh:
             fh.write(result.csv_text())
-        with open(out.path("result.json"), "w", encoding="utf-8") as fh:
+        with open(staging / "result.json", "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, allow_nan=False)
             fh.write("\n")
-        write_seg_nrrd(out.path("roi.seg.nrrd"), result.roi, result.exam.geometry)
-        names = list(out.names)
-    written = [Path(out_dir) / n for n in names]
-    from .results.dicom_result_files import remove_dicom_results
+        write_seg_nrrd(staging / "roi.seg.nrrd", result.roi, result.exam.geometry)
+        names = ["measurements.csv", "result.json", "roi.seg.nrrd"]
+        if built is not None:
+            from .results.dicom_results import save_dicom_results
 
-    new_dicom = []
-    if built is not None:
-        from .results.dicom_results import save_dicom_results
-
-        new_dicom = save_dicom_results(built, Path(out_dir) / "dicom")
-    # an earlier run's objects that this one did not replace would describe another ROI
-    remove_dicom_results(Path(out_dir) / "dicom", keep=frozenset(p.name for p in new_dicom))
-    return written + new_dicom
+            names += [f"dicom/{p.name}" for p in save_dicom_results(built, staging / "dicom")]
+        placed, manifest = publish(staging, out, names)
+        # an earlier run's objects that this one did not replace would describe another ROI
+        remove_dicom_results(out / "dicom", keep=frozenset(Path(n).name for n in names if n.startswith("dicom/")))
+        write_manifest(out, manifest)
+    except OSError as exc:
+        raise OutputError(f"cannot write the results into {out} ({exc.strerror or exc}); choose a writable --out.") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return placed

@@ -401,7 +401,7 @@ def test_hostile_identifiers_never_reach_paths_or_logs(tmp_path, good, monkeypat
     code, err = run_measure(exam_dir, good, out)
     assert code == 0, err
     assert set(os.listdir(tmp_path)) == before | {"out"}
-    assert sorted(os.listdir(out)) == ["measurements.csv", "result.json", "roi.seg.nrrd"]
+    assert sorted(os.listdir(out)) == ["measurements.csv", "result-set.json", "result.json", "roi.seg.nrrd"]
     blob = err + "".join(p.read_bytes().decode("latin-1") for p in out.iterdir())
     assert "pwn" not in blob and "EVIL" not in blob and "AAAAAAAAAA" not in blob
 

@@ -54,7 +54,7 @@ def test_measure_with_roi_reproduces_pooled_mean(tmp_path, ge_exam, roi_file):
         assert float(r["mean_kpa"]) == pytest.approx(s[k][roi[k] & valid[k]].mean() / 1000.0, rel=1e-3)
     assert rows[-1]["stage"] == result["stage"] and rows[-1]["preset"] == "seed"
     assert (out / "roi.seg.nrrd").exists()
-    assert sorted(p.name for p in out.iterdir()) == ["measurements.csv", "result.json", "roi.seg.nrrd"]
+    assert sorted(p.name for p in out.iterdir()) == ["measurements.csv", "result-set.json", "result.json", "roi.seg.nrrd"]
     # the ROI written back is the one measured: measuring it again gives the same number
     out2 = tmp_path / "again"
     assert run_cli("measure", ge_exam.path, "--out", out2, "--roi", out / "roi.seg.nrrd")[0] == 0
