@@ -93,7 +93,7 @@ def _measure_with_segmenter(args, options) -> int:
     seg = loading()
     # many exams: on a CPU, the runtime this machine measured faster for that much work (cached)
     chosen = settings.workload_runtime(sum(_slices_in(series) for _, series in found))
-    if chosen != seg.runtime:
+    if chosen not in (settings.runtime.value, seg.runtime):  # the settings' own runtime: nothing was measured
         log.info("%d exams: %s measured faster here than %s; using it", len(found), chosen, seg.runtime)
         seg = segmenter(replace(settings, runtime=Runtime(chosen)))
     failed = 0

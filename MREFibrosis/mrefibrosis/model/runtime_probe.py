@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 # A workload of this many slices or more is worth the probe (about 10 exams): below it, the start-up
@@ -74,9 +75,10 @@ def fastest_cpu_runtime(model_path: Path, precision: str = "auto") -> tuple[str,
     """('onnx' or 'torch', the measurement) for this model on this CPU; measured once, then cached."""
     import numpy as np
 
-    from .inference import Segmenter
+    from .segmenter_settings import Runtime, SegmenterSettings
 
-    onnx = Segmenter(model_path, device="cpu", precision=precision, runtime="onnx")
+    asked = SegmenterSettings(model=str(model_path), device="cpu", precision=precision)
+    onnx = replace(asked, runtime=Runtime.ONNX).build()
     key = probe_key(onnx.sha256, onnx.precision)
     path = cache_path()
     try:
@@ -86,7 +88,7 @@ def fastest_cpu_runtime(model_path: Path, precision: str = "auto") -> tuple[str,
     if cached and cached.get("runtime") in ("onnx", "torch"):
         return cached["runtime"], cached
     torch_precision = "auto" if precision in ("auto", "int8") else precision
-    torch = Segmenter(model_path, device="cpu", precision=torch_precision, runtime="torch")
+    torch = replace(asked, runtime=Runtime.TORCH, precision=torch_precision).build()
     pre = onnx.info.preprocessing
     x = np.random.default_rng(0).random((PROBE_BATCH, len(pre.channels), pre.input_size, pre.input_size), dtype=np.float32)
     record = {
