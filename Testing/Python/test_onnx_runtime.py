@@ -292,7 +292,12 @@ def test_a_large_cpu_workload_takes_the_runtime_measured_faster_here_once(tiny_p
     model, _ = tiny_pair
     monkeypatch.setenv("MREFIBROSIS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("mrefibrosis.model.inference.cuda_may_be_present", lambda: False)
-    runtime, record = probe.fastest_cpu_runtime(model, "fp32")
+    settings = SegmenterSettings(model=str(model), precision="fp32")
+
+    def build(runtime, precision):
+        return SegmenterSettings(model=str(model), device="cpu", runtime=Runtime(runtime), precision=precision).build()
+
+    runtime, record = probe.fastest_cpu_runtime(build, "fp32")
     assert runtime in ("onnx", "torch") and record["onnx"]["seconds_per_slice"] > 0 and record["torch"]["seconds_per_slice"] > 0
     assert runtime == min(("onnx", "torch"), key=lambda r: record[r]["seconds_per_slice"])
     assert probe.cache_path().is_file()
@@ -301,8 +306,7 @@ def test_a_large_cpu_workload_takes_the_runtime_measured_faster_here_once(tiny_p
         raise AssertionError("measured again although cached")
 
     monkeypatch.setattr(probe, "_seconds_per_slice", no_second_measurement)
-    assert probe.fastest_cpu_runtime(model, "fp32")[0] == runtime
-    settings = SegmenterSettings(model=str(model), precision="fp32")
+    assert probe.fastest_cpu_runtime(build, "fp32")[0] == runtime
     assert settings.workload_runtime(probe.PROBE_MIN_SLICES) == runtime
     assert settings.workload_runtime(8) == "auto"  # two exams: ONNX Runtime's fast start wins
     assert SegmenterSettings(model=str(model), runtime=Runtime.ONNX).workload_runtime(10_000) == "onnx"

@@ -16,7 +16,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 # A workload of this many slices or more is worth the probe (about 10 exams): below it, the start-up
@@ -71,14 +71,13 @@ def _seconds_per_slice(network, x, repeats: int = 2) -> float:
     return best / len(x)
 
 
-def fastest_cpu_runtime(model_path: Path, precision: str = "auto") -> tuple[str, dict]:
-    """('onnx' or 'torch', the measurement) for this model on this CPU; measured once, then cached."""
+def fastest_cpu_runtime(build: Callable[[str, str], object], precision: str = "auto") -> tuple[str, dict]:
+    """('onnx' or 'torch', the measurement) for a model on this CPU; measured once, then cached.
+    `build(runtime, precision)` loads the model's segmenter on the CPU (`SegmenterSettings` passes
+    its own, so that segmenters are made in one place)."""
     import numpy as np
 
-    from .segmenter_settings import Runtime, SegmenterSettings
-
-    asked = SegmenterSettings(model=str(model_path), device="cpu", precision=precision)
-    onnx = replace(asked, runtime=Runtime.ONNX).build()
+    onnx = build("onnx", precision)
     key = probe_key(onnx.sha256, onnx.precision)
     path = cache_path()
     try:
@@ -87,8 +86,7 @@ def fastest_cpu_runtime(model_path: Path, precision: str = "auto") -> tuple[str,
         cached = None
     if cached and cached.get("runtime") in ("onnx", "torch"):
         return cached["runtime"], cached
-    torch_precision = "auto" if precision in ("auto", "int8") else precision
-    torch = replace(asked, runtime=Runtime.TORCH, precision=torch_precision).build()
+    torch = build("torch", "auto" if precision in ("auto", "int8") else precision)
     pre = onnx.info.preprocessing
     x = np.random.default_rng(0).random((PROBE_BATCH, len(pre.channels), pre.input_size, pre.input_size), dtype=np.float32)
     record = {

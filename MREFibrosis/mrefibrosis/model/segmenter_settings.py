@@ -18,7 +18,6 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import MREFibrosisError
@@ -122,10 +121,12 @@ class SegmenterSettings:
 
         if not (installed("torch") and installed("segmentation_models_pytorch")):
             return self.runtime.value
-        from .inference import default_model_path
         from .runtime_probe import fastest_cpu_runtime
 
-        return fastest_cpu_runtime(Path(self.model) if self.model else default_model_path(), self.precision.value)[0]
+        def build(runtime: str, precision: str) -> Segmenter:
+            return replace(self, runtime=Runtime(runtime), precision=Precision(precision), device="cpu").build()
+
+        return fastest_cpu_runtime(build, self.precision.value)[0]
 
     def loaded_key(self) -> tuple:
         """What a loaded network depends on: a front end that keeps segmenters loaded keys them by
