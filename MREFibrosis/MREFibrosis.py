@@ -220,6 +220,8 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Segmentation failed."), waitCursor=True):
             logic = self._getLogic(segment=True)
+            if not self._ensureWeights(p.modelPath):
+                return
             volume = self._engineVolume(logic)
             if logic.roi_edited(volume, p.segmentation) and not slicer.util.confirmOkCancelDisplay(
                 _("Segment replaces this exam's ROI, which was edited or drawn by hand. Replace it?")
@@ -232,6 +234,28 @@ class MREFibrosisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.visible = True
             self._watch.watch(job)
         self._updateButtons()
+
+    def _ensureWeights(self, modelPath: str) -> bool:
+        """The default model's weights, fetched once with the reader's consent (docs/adr/0007)."""
+        from MREFibrosisLib.model_weights import consent_text, fetch_weights, weights_missing
+
+        if not weights_missing(modelPath):
+            return True
+        if not slicer.util.confirmOkCancelDisplay(_(consent_text())):
+            return False
+        dialog = slicer.util.createProgressDialog(labelText=_("Downloading the model's weights..."), maximum=100)
+        try:
+
+            def progress(done, total):
+                if total:
+                    dialog.value = int(100 * done / total)
+                slicer.app.processEvents()
+                return not dialog.wasCanceled
+
+            fetch_weights(progress)
+        finally:
+            dialog.close()
+        return True
 
     def _pollSegment(self) -> None:
         if self._watch is None:

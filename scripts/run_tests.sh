@@ -7,7 +7,7 @@ bash scripts/setup.sh || { echo "setup failed" >&2; exit 1; }
 .venv/bin/ruff check . && .venv/bin/ruff format --check . >/dev/null || { echo "ruff: run '.venv/bin/ruff check --fix . && .venv/bin/ruff format .'" >&2; exit 1; }
 # the import rules declared in pyproject.toml ([tool.importlinter]): layers, front ends, no cycles
 lint_log=$(mktemp); .venv/bin/lint-imports --no-cache >"$lint_log" 2>&1 || { sed -n '/Contracts/,$p' "$lint_log" >&2; echo "lint-imports: an import breaks a declared rule (above)" >&2; exit 1; }
-.venv/bin/python -m pytest -q Testing/Python "$@"
+.venv/bin/python -m pytest -q --durations=15 Testing/Python "$@"
 rc=$?
 if [ "$rc" = 5 ]; then
   echo "error: pytest collected no tests" >&2

@@ -437,12 +437,13 @@ class MREFibrosisLogic:
         require_same_exam(record.identity, stiffness_node, "Export")
         return record
 
-    def export(self, out_dir, stiffness_node, dicom: bool = False) -> ExportOutcome:
+    def export(self, out_dir, stiffness_node, dicom: bool = False, reader: str | None = None) -> ExportOutcome:
         """measurements.csv, result.json and roi.seg.nrrd of this exam's Compute in the CLI's format,
         always; with dicom, also SEG + SR + overlay referencing this exam's own DICOM series, built
         from the headers the engine read at load time (the source folder may be gone by now: DICOM
         database exams live in a staging folder). When DICOM results cannot be made, the files are
-        still written and the note says why in one line."""
+        still written and the note says why in one line. `reader` names the person who edited the
+        ROI in the SR (optional)."""
         record = self.result_for(stiffness_node)
         note = ""
         if dicom:
@@ -450,7 +451,7 @@ class MREFibrosisLogic:
                 note = f"no DICOM results: the exam was {record.exam_origin}"
             else:
                 note = dicom_export_problem() or ""
-        written = write_results(record.result, out_dir, dicom=dicom and not note)
+        written = write_results(record.result, out_dir, dicom=dicom and not note, reader=reader)
         if note:
             note += "; measurements.csv, result.json and roi.seg.nrrd were written."
         return ExportOutcome(written, note)

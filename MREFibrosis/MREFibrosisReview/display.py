@@ -122,3 +122,32 @@ def style_roi(segmentation_node, segment_id: str) -> None:
     display.SetOpacity2DOutline(1.0)
     display.SetSliceIntersectionThickness(ROI_OUTLINE_PX)
     display.SetVisibility(True)
+
+
+def has_confidence_data(validity_node) -> bool:
+    """Whether the exam came with a confidence series: without one the white outline is the scanner's
+    processed region, not a confident region, and the legend must say so."""
+    labels = slicer.util.arrayFromVolume(validity_node)
+    return not bool(np.any(labels == NO_CONFIDENCE_DATA))
+
+
+def legend_text(confidence: bool) -> str:
+    region = "confident region (>= 95 % confidence)" if confidence else "processed region (this exam has no confidence map)"
+    return f"white outline: {region}; magenta outline: ROI"
+
+
+def background_window(node, window_pct: float, level_pct: float) -> None:
+    """The background image's window and level as percentages of its 99th-percentile value (a
+    scale every exam shares, whatever its stored units), so one slider position suits all exams."""
+    values = slicer.util.arrayFromVolume(node)
+    top = float(np.percentile(values, 99)) or 1.0
+    display = node.GetDisplayNode()
+    display.AutoWindowLevelOff()
+    display.SetWindowLevel(max(top * window_pct / 100.0, 1e-6), top * level_pct / 100.0)
+
+
+def view_aids(slice_node) -> None:
+    """A scale bar and an orientation marker, as Slicer's slice views show them."""
+    slice_node.SetRulerType(slicer.vtkMRMLAbstractViewNode.RulerTypeThin)
+    slice_node.SetOrientationMarkerType(slicer.vtkMRMLAbstractViewNode.OrientationMarkerTypeAxes)
+    slice_node.SetOrientationMarkerSize(slicer.vtkMRMLAbstractViewNode.OrientationMarkerSizeSmall)

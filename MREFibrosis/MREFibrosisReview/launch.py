@@ -39,9 +39,58 @@ class ReviewRequest:
     out_dir: Path
     roi_file: Path | None = None
 
-    def url(self, port: int | None = None) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{port if port is not None else self.port}/?secret={self.token}"
+    def url(self, port: int | None = None, with_token: bool = True) -> str:
+        """The page's address as another computer reaches it: on all interfaces (0.0.0.0, ::) that is
+        this computer's own network address, not the wildcard a browser cannot open."""
+        host = reachable_host(self.host)
+        host = f"[{host}]" if ":" in host else host
+        address = f"http://{host}:{port if port is not None else self.port}/"
+        return address + f"?secret={self.token}" if with_token else address
+
+
+def reachable_host(host: str) -> str:
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    family, probe = (socket.AF_INET6, "2001:db8::1") if host == "::" else (socket.AF_INET, "192.0.2.1")
+    try:  # the address the default route leaves from; a UDP connect sends nothing
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((probe, 9))
+            found = s.getsockname()[0]
+        if not ipaddress.ip_address(found).is_unspecified:
+            return found
+    except OSError:
+        pass
+    return socket.getfqdn()
+
+
+def read_token_file(path: str | os.PathLike) -> str:
+    """The token from a file (its first line), so it never appears in the process list."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReviewError(
+            f"cannot read the token file {path} ({getattr(exc, 'strerror', None) or exc}): give a readable text file holding the token."
+        ) from None
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise ReviewError(f"the token file {path} is empty: write the token on its first line.")
+    return token
+
+
+def check_out_dir(out: Path) -> None:
+    """Export must be able to write there: found out now, not after an hour of edits."""
+    probe_dir = out
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise ReviewError(f"--out {out}: {probe_dir} is not a folder: give a folder Export can write to.")
+    if not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise ReviewError(f"--out {out}: {probe_dir} is not writable: give a folder Export can write to.")
+    try:
+        with tempfile.TemporaryFile(dir=probe_dir):
+            pass
+    except OSError as exc:
+        raise ReviewError(f"--out {out}: cannot write in {probe_dir} ({exc.strerror}): give a folder Export can write to.") from None
 
 
 def is_loopback(host: str) -> bool:
@@ -96,6 +145,7 @@ def make_request(study: str | os.PathLike, host: str = "127.0.0.1", port: int = 
     token = resolve_token(host, token)
     check_port(host, port)
     out = Path(out_dir) if out_dir is not None else Path.cwd() / "mrefibrosis-review"
+    check_out_dir(out)
     return ReviewRequest(study, host, port, token, out, Path(roi_file) if roi_file is not None else None)
 
 
@@ -107,6 +157,7 @@ class ExamLock:
     def __init__(self, exam_key: str, lock_dir: str | os.PathLike | None = None):
         self.folder = Path(lock_dir) if lock_dir is not None else Path(tempfile.gettempdir()) / "mrefibrosis-review-locks"
         self.path = self.folder / f"{exam_key}.lock"
+        self.address_path = self.folder / f"{exam_key}.address"  # where the holder serves (no token)
         self._fd: int | None = None
 
     def _shared_folder(self) -> None:
@@ -131,12 +182,34 @@ class ExamLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise ReviewError("this exam is already open in another review page on this computer: finish there, or close that page's server first.") from None
+            where = self._running_address()
+            at = f" at {where} (a browser that opened it reconnects there; else use the address that command printed)" if where else ""
+            raise ReviewError(
+                f"this exam is already open in another review page on this computer{at}: finish there, or stop that page's server first."
+            ) from None
         self._fd = fd
         return self
 
+    def publish_address(self, address: str) -> None:
+        """Say where this page is served (no token), for a second `review` of the exam to print."""
+        tmp = self.address_path.with_name(f".{self.address_path.name}.{os.getpid()}")
+        try:
+            tmp.write_text(address)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.address_path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # only a hint is lost
+
+    def _running_address(self) -> str | None:
+        try:
+            text = self.address_path.read_text().strip()
+        except OSError:
+            return None
+        return text if re.fullmatch(r"https?://[^\s?#]+/", text) else None
+
     def release(self) -> None:
         if self._fd is not None:
+            self.address_path.unlink(missing_ok=True)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -14,9 +14,12 @@ import tempfile
 from pathlib import Path
 
 from mrefibrosis.model.segmenter_settings import SegmenterSettings
+from mrefibrosis.reading.exam_loader import ReadOptions
 from MREFibrosisLib.exam_identity import ATTR
 from MREFibrosisLib.standalone import bind_scene
 
+from .access import PageAccess, install
+from .downloads import add_download_route
 from .launch import ExamLock, ReviewError, ReviewRequest
 from .session import ReviewSession
 
@@ -28,6 +31,16 @@ def _token_file(token: str) -> Path:
     with os.fdopen(fd, "w") as fh:
         fh.write(token)
     return Path(path)
+
+
+def _quiet_vtk(quiet: bool) -> None:
+    """VTK's start-up warnings (deprecations, colour-coded) are not for the person starting a page:
+    with -q none of VTK's text is shown, otherwise only its errors."""
+    import vtk
+
+    vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_OFF if quiet else vtk.vtkLogger.VERBOSITY_ERROR)
+    if quiet:
+        vtk.vtkObject.GlobalWarningDisplayOff()
 
 
 def _check_started(server, request: ReviewRequest) -> str | None:
@@ -47,13 +60,15 @@ def serve(
     request: ReviewRequest,
     settings: SegmenterSettings = SegmenterSettings(),
     use_stored: bool = True,
-    study_key: str | None = None,
+    read: ReadOptions = ReadOptions(),
     preset: str = "seed",
+    reader: str | None = None,
 ) -> int:
     if not os.environ.get("DISPLAY"):  # a server without a screen renders offscreen with EGL (Mesa), not X11
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     os.environ["WSLINK_READY_MSG"] = ""  # our one line says where the page is
     os.environ.pop("TRAME_ARGS", None)  # this command's options are the page's: none from the environment
+    _quiet_vtk(logging.getLogger().getEffectiveLevel() > logging.INFO)
     from trame.app import get_server
     from trame_slicer.core import SlicerApp
 
@@ -62,11 +77,14 @@ def serve(
     app = SlicerApp()
     bind_scene(app.scene, app.volumes_logic, app.segmentations_logic)
     session = ReviewSession(app.scene, preset=preset)
-    origin = session.open(request.study, request.roi_file, settings=settings, use_stored=use_stored, study_key=study_key)
+    origin = session.open(request.study, request.roi_file, settings=settings, use_stored=use_stored, read=read)
     key = session.nodes.stiffness.GetAttribute(ATTR + "ExamKey") or "exam"
-    with ExamLock(key):
+    with ExamLock(key) as lock:
         server = get_server("mrefibrosis-review", client_type="vue3")
-        ReviewPage(server, app, session, request.out_dir / key, title=f"MREFibrosis review: exam {key[:8]}")
+        page = ReviewPage(server, app, session, request.out_dir / key, title=f"MREFibrosis review: exam {key[:8]}", reader=reader)
+        access = PageAccess(request.token)
+        install(server, access, page.on_connection_closed)  # reload-safe access, whole strokes
+        server.controller.on_server_bind.add(lambda wslink_server: add_download_route(wslink_server.app, access, page.out_dir))
         key_file = _token_file(request.token)
 
         def ready(**_):
@@ -75,6 +93,7 @@ def serve(
             if problem is not None:
                 print(f"error: {problem}", file=sys.stderr, flush=True)
                 os._exit(2)  # before any browser could connect; nothing was written
+            lock.publish_address(request.url(server.port, with_token=False))
             print(f"review page for exam {key[:8]} ({origin.detail}): {request.url(server.port)}", flush=True)
 
         server.controller.on_server_ready.add(ready)

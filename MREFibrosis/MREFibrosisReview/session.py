@@ -14,6 +14,7 @@ from mrefibrosis.model.segmenter_settings import SegmenterSettings
 from mrefibrosis.pipeline import ExamResult
 from mrefibrosis.reading.exam_loader import ReadOptions
 from mrefibrosis.results.exam_result import format_value
+from mrefibrosis.results.flag_words import warnings_in_words
 from mrefibrosis.results.stored_roi import stored_roi_file
 from MREFibrosisLib import MREFibrosisLogic
 from MREFibrosisLib.exam_identity import ATTR
@@ -33,13 +34,24 @@ class RoiOrigin:
 
 @dataclass
 class ComputeView:
-    """What the page shows after Compute: the engine's table rows, formatted, and the verdict."""
+    """What the page shows after Compute: the engine's table rows, formatted, and the verdict.
+
+    Slices are numbered from 1 on the page (as a reader counts them and as the view's slice counter
+    does); the files keep the engine's 0-based `slice` column. Warnings appear once, in words, under
+    the verdict; their codes stay in result.json and measurements.csv."""
 
     rows: list[dict]
-    status_text: str
+    verdict: str
     warnings: list[str] = field(default_factory=list)
     mean_kpa: float | None = None
     stage: str | None = None
+
+    @property
+    def warnings_in_words(self) -> list[str]:
+        return warnings_in_words(self.warnings)
+
+    def display_rows(self) -> list[dict]:
+        return [{**row, "slice": str(int(row["slice"]) + 1) if str(row["slice"]).isdigit() else row["slice"]} for row in self.rows]
 
     @staticmethod
     def of(result: ExamResult) -> ComputeView:
@@ -47,7 +59,20 @@ class ComputeView:
         for r in result.table_rows():
             rows.append({c: format_value(r[c], decimals=2, missing="-") for c in DISPLAY_COLUMNS})
         m = result.measurement
-        return ComputeView(rows, result.status_text, list(result.warnings), m.mean_kpa if m.ok else None, m.stage)
+        return ComputeView(rows, _verdict(m), list(result.warnings), m.mean_kpa if m.ok else None, m.stage)
+
+
+def _verdict(m) -> str:
+    """The status in words without the warning codes (listed apart), and the coverage, 1-based."""
+    if not m.ok:
+        return f"indeterminate: {m.reason}" if m.reason else "indeterminate"
+    n = len(m.warnings)
+    text = f"ok with {n} warning{'s' if n > 1 else ''}" if n else "ok"
+    if m.slices_total and m.slices_measured < m.slices_total:
+        text += f"; measured on {m.slices_measured} of {m.slices_total} slices"
+        for slice_index, why in sorted(m.slices_left_out.items()):
+            text += f"; slice {slice_index + 1} left out: {why}"
+    return text
 
 
 class ReviewSession:
@@ -68,13 +93,13 @@ class ReviewSession:
         roi_file: str | Path | None = None,
         settings: SegmenterSettings = SegmenterSettings(),
         use_stored: bool = True,
-        study_key: str | None = None,
+        read: ReadOptions = ReadOptions(),
     ) -> RoiOrigin:
         """Load the exam with the engine's reader and give it an ROI: the file when one is given;
         else the SEG MREFibrosis stored into the study (the PACS worker's: the ROI the reported number
         was measured on) unless use_stored is off; else the segmenter's that `settings` describe
         (model, runtime, precision, and the reader's margins the automatic ROI keeps)."""
-        self.nodes = self.logic.load_exam(self.scene, study, ReadOptions(study=study_key))
+        self.nodes = self.logic.load_exam(self.scene, study, read)
         stored = None
         if roi_file is None and use_stored:
             stored = stored_roi_file(study, self.nodes.stiffness.GetAttribute(ATTR + "SeriesInstanceUID"))
@@ -102,8 +127,8 @@ class ReviewSession:
         self.last, _ = self.logic.compute(self.scene, self.nodes.stiffness, self.segmentation, preset=self.preset)
         return ComputeView.of(self.last)
 
-    def export(self, out_dir: str | Path, dicom: bool = False) -> tuple[ComputeView, ExportOutcome]:
+    def export(self, out_dir: str | Path, dicom: bool = False, reader: str | None = None) -> tuple[ComputeView, ExportOutcome]:
         """The CLI's files for this exam's ROI as it is on screen now: measured again first, so an
         edit made after the last Compute is never exported with the old numbers."""
         view = self.compute()
-        return view, self.logic.export(out_dir, self.nodes.stiffness, dicom=dicom)
+        return view, self.logic.export(out_dir, self.nodes.stiffness, dicom=dicom, reader=reader)

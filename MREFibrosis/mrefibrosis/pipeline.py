@@ -181,7 +181,9 @@ def segment_to_files(exam: Exam, segmenter, target: str | os.PathLike, cancelled
     return info
 
 
-def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identifiers: bool = False, dicom: bool = False) -> list[Path]:
+def write_results(
+    result: ExamResult, out_dir: str | os.PathLike, include_identifiers: bool = False, dicom: bool = False, reader: str | None = None
+) -> list[Path]:
     """measurements.csv, result.json and roi.seg.nrrd; with dicom, also dicom/SEG.dcm, dicom/SR.dcm
     and dicom/OVERLAY_NNN.dcm (built before anything is written). All are staged first, then moved
     into place as one set that `result-set.json`, written last, vouches for (`results.result_set`):
@@ -197,7 +199,7 @@ def write_results(result: ExamResult, out_dir: str | os.PathLike, include_identi
     if dicom:
         from .results.dicom_results import build_dicom_results
 
-        built = build_dicom_results(result)
+        built = build_dicom_results(result, reader=reader)
     payload = result.to_json(include_identifiers)
     out = Path(out_dir)
     try:

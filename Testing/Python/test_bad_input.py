@@ -421,3 +421,14 @@ def test_polyglot_preamble_is_only_read(tmp_path, good):
 def test_written_dicom_has_zeroed_preamble(good):
     for f in stiffness_files(good[0] / "exam"):
         assert f.read_bytes()[:128] == b"\x00" * 128
+
+
+def test_a_study_path_the_system_cannot_open_is_one_line(tmp_path, capsys):
+    """A name over the file system's limit (or a loop of links) is the user's path, not a bug."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    for study in ("x" * 300, str(loop / "exam")):
+        for argv in (["inspect", study], ["measure", study, "--out", str(tmp_path / "o"), "--roi", str(tmp_path / "r.seg.nrrd")]):
+            assert main(["-q", *argv]) != 0
+            err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+            assert len(err) == 1 and "internal error" not in err[0] and "give the folder" in err[0], err

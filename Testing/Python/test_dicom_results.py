@@ -124,3 +124,45 @@ def test_indeterminate_report(tmp_path):
     res = build_dicom_results(result)
     text = str(res.sr)
     assert "INDETERMINATE" in text and "Elasticity" not in text
+
+
+def _observers(sr) -> list[tuple[str, str]]:
+    """(observer type, name) pairs of the SR's observation context."""
+    items = sr.ContentSequence
+    found, kind = [], None
+    for item in items:
+        concept = item.ConceptNameCodeSequence[0].CodeValue
+        if concept == "121005":  # Observer Type
+            kind = item.ConceptCodeSequence[0].CodeMeaning
+        elif concept in ("121008", "121013"):  # Person Observer Name, Device Observer Name
+            found.append((kind, str(item.PersonName if concept == "121008" else item.TextValue)))
+    return found
+
+
+def test_sr_names_the_reader_who_edited_the_roi(tmp_path):
+    """An ROI a person edited is reported with that person as observer beside the device; the
+    segmenter's untouched ROI with the device alone; a name DICOM cannot store is refused."""
+    from mrefibrosis.errors import OutputError
+    from mrefibrosis.pipeline import process_exam
+    from mrefibrosis.reading.exam_loader import read_exam
+    from mrefibrosis.results.dicom_results import build_dicom_results
+    from mrefibrosis.results.exam_result import RoiKind, RoiSource
+    from mrefibrosis.results.roi_files import read_roi
+
+    generate_cohort(tmp_path / "c", 1, seed=23, vendor="ge", stage_mix=None, workers=1)
+    exam_dir = tmp_path / "c" / "exam_00000"
+    exam = read_exam(exam_dir / "dicom")
+    mask = read_roi(exam_dir / "roi.seg.nrrd", exam.geometry)
+    edited = process_exam(exam, roi_mask=mask, roi_name="ROI")
+    assert edited.provenance.roi_source == RoiSource(RoiKind.EDITED, "ROI")
+    sr = build_dicom_results(edited, reader="Doe^Jane").sr
+    sr.save_as(tmp_path / "SR.dcm")
+    assert dciodvfy_errors(tmp_path / "SR.dcm") == []
+    named = _observers(sr)
+    assert ("Person", "Doe^Jane") in named and any(kind == "Device" for kind, _ in named)
+    unnamed = _observers(build_dicom_results(edited).sr)
+    assert ("Person", "Reader^Unnamed") in unnamed
+    from_file = _observers(build_dicom_results(process_exam(exam, exam_dir / "roi.seg.nrrd")).sr)
+    assert [kind for kind, _ in from_file] == ["Device"]
+    with pytest.raises(OutputError, match="reader's name"):
+        build_dicom_results(edited, reader="a\\b")

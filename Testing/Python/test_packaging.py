@@ -144,3 +144,50 @@ def test_a_wheel_built_from_the_repo_installs_offline_and_measures_with_its_own_
     run = subprocess.run([sys.executable, "-c", code, str(site), str(ge_exam.path), str(tmp_path / "out")], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "out" / "result.json").is_file()
+
+
+def test_the_extension_repository_is_small_and_segments_once_the_weights_are_fetched(tmp_path, ge_exam):
+    """The repository the Extension Index clones (scripts/build_extension_repo.py, ADR 0007): one
+    commit, no weights, far under 100 MB; from it, `fetch-model --from FILE` installs the weights
+    and the segmenter then measures an exam."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    weights = MODULE / "mrefibrosis" / "model" / "weights" / "mrefibrosis-unet-resnext50.mrefmodel"
+    if not weights.is_file():
+        pytest.skip("the shipped model is not in this checkout")
+    pytest.importorskip("onnxruntime")
+    repo = tmp_path / "SlicerMREFibrosis"
+    built = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_extension_repo.py"), str(repo)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-500:]
+    files = [p for p in repo.rglob("*") if p.is_file() and ".git" not in p.relative_to(repo).parts]
+    assert not any(p.suffix == ".mrefmodel" for p in files)
+    assert sum(p.stat().st_size for p in (repo / ".git").rglob("*") if p.is_file()) < 20 * 1024 * 1024
+    log = subprocess.run(["git", "log", "--oneline"], cwd=repo, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(log) == 1
+    for needed in ("CMakeLists.txt", "LICENSE", "README.md", "Resources/MREFibrosis.json", "docs/review.png", "MREFibrosis/CMakeLists.txt"):
+        assert (repo / needed).is_file(), needed
+    assert {f for f in _listed() if not f.endswith(".mrefmodel")} <= {
+        p.relative_to(repo / "MREFibrosis").as_posix() for p in files if p.is_relative_to(repo / "MREFibrosis")
+    }
+
+    env = {
+        "PYTHONPATH": str(repo / "MREFibrosis"),
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "MREFIBROSIS_MODEL_DIR": str(tmp_path / "models"),
+        "MREFIBROSIS_CACHE": str(tmp_path / "cache"),
+    }
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "mrefibrosis", "-q", *argv], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+    before = run("measure", str(ge_exam.path), "--out", str(tmp_path / "o1"), "--runtime", "onnx", "--device", "cpu")
+    assert before.returncode != 0 and "fetch-model" in before.stderr and len(before.stderr.strip().splitlines()) == 1, before.stderr[-400:]
+    assert run("fetch-model", "--from", str(weights)).returncode == 0
+    after = run("measure", str(ge_exam.path), "--out", str(tmp_path / "o2"), "--runtime", "onnx", "--device", "cpu")
+    assert after.returncode == 0, after.stderr[-400:]
+    assert (tmp_path / "o2" / "result.json").is_file()

@@ -108,4 +108,4 @@ def test_slicer_compute_and_the_review_page_say_ok(real_like, scene, tmp_path):
     session = ReviewSession(scene)
     session.open(real_like / "dicom", roi_file=real_like / "roi.seg.nrrd")
     view = session.compute()
-    assert view.status_text == "ok" and view.mean_kpa == pytest.approx(result.measurement.mean_kpa, rel=1e-9)
+    assert view.verdict == "ok" and view.warnings == [] and view.mean_kpa == pytest.approx(result.measurement.mean_kpa, rel=1e-9)

@@ -106,3 +106,75 @@ def test_a_server_that_did_not_take_the_token_or_address_is_refused(tmp_path):
         assert "would listen on 0.0.0.0, not 127.0.0.1" in _check_started(server, request)
     finally:
         CoreServer.authentication_token = before
+
+
+def test_it_items_token_file_out_dir_and_printed_address(tmp_path, monkeypatch):
+    """Hospital IT: a token from a file (not argv), an unwritable --out refused before serving, and
+    an address on all interfaces printed as one another computer can open."""
+    from MREFibrosisReview.launch import reachable_host, read_token_file
+
+    token_file = tmp_path / "token"
+    token_file.write_text("A" * 24 + "\n")
+    assert read_token_file(token_file) == "A" * 24
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ReviewError, match="is empty"):
+        read_token_file(tmp_path / "empty")
+    with pytest.raises(ReviewError, match="cannot read the token file"):
+        read_token_file(tmp_path / "missing")
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    with pytest.raises(ReviewError, match="is not a folder"):
+        make_request(tmp_path, port=0, out_dir=blocked / "out")
+    monkeypatch.setattr(os, "access", lambda *_: False)  # tests run as root, who may write anywhere
+    with pytest.raises(ReviewError, match="is not writable"):
+        make_request(tmp_path, port=0, out_dir=tmp_path / "new" / "out")
+    monkeypatch.undo()
+
+    r = make_request(tmp_path, host="0.0.0.0", port=0, token="B" * 20, out_dir=tmp_path / "out")
+    shown = r.url(8080, with_token=False)
+    assert "0.0.0.0" not in shown and shown.endswith(":8080/") and "secret" not in shown
+    assert reachable_host("10.2.3.4") == "10.2.3.4"
+
+
+def test_a_second_review_is_told_where_the_first_one_is(tmp_path):
+    with ExamLock("abc123", tmp_path) as first:
+        first.publish_address("http://10.0.0.5:8080/")
+        with pytest.raises(ReviewError, match=r"at http://10\.0\.0\.5:8080/"):
+            ExamLock("abc123", tmp_path).acquire()
+    assert not (tmp_path / "abc123.address").exists()
+
+
+def test_the_cookie_admits_only_this_pages_token_from_this_pages_origin():
+    """What a reload presents instead of the token: the page's own cookie, from its own origin (a
+    script on another site cannot send it, SameSite; nor pass the Origin check)."""
+    import asyncio
+
+    pytest.importorskip("wslink")
+    from MREFibrosisReview.access import ConnectionGuard, PageAccess
+
+    access = PageAccess("T" * 24)
+    other = PageAccess("U" * 24)
+    assert access.cookie_name != other.cookie_name  # two pages on one computer keep their own cookies
+
+    def request(cookie: str | None, origin: str | None, host: str = "127.0.0.1:8080"):
+        cookies = {access.cookie_name: cookie} if cookie is not None else {}
+        headers = {"Origin": origin} if origin is not None else {}
+        return SimpleNamespace(cookies=cookies, headers=headers, host=host)
+
+    assert access.cookie_admits(request("T" * 24, "http://127.0.0.1:8080"))
+    assert not access.cookie_admits(request("T" * 24, "http://evil.example"))
+    assert not access.cookie_admits(request("U" * 24, "http://127.0.0.1:8080"))
+    assert not access.cookie_admits(request(None, "http://127.0.0.1:8080"))
+
+    closed = []
+    guard = ConnectionGuard(access, closed.append)
+    guard.onConnect(request("T" * 24, "http://127.0.0.1:8080"), "reloaded")
+    guard.onConnect(request(None, None), "stranger")
+    guard.onConnect(request(None, None), "with-token")
+    assert asyncio.run(guard.validateToken("wslink-secret", "reloaded"))  # trame's default secret, with the cookie
+    assert not asyncio.run(guard.validateToken("wslink-secret", "stranger"))
+    assert asyncio.run(guard.validateToken("T" * 24, "with-token"))
+    for client in ("stranger", "reloaded", "with-token"):
+        guard.onClose(client)
+    assert closed == ["reloaded", "with-token"], "a stranger's connection must not touch the page"

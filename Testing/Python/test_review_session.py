@@ -30,7 +30,10 @@ def test_compute_and_export_are_the_clis_numbers_on_the_mask_as_edited(scene, ex
     truth = json.loads((exam_dir / "truth.json").read_text())
     assert view.mean_kpa == pytest.approx(truth["reader_kpa"], rel=1e-6)
     assert view.rows[-1]["slice"] == "all" and view.rows[-1]["mean_kpa"] == f"{view.mean_kpa:.2f}"
-    assert view.status_text == session.last.status_text
+    m = session.last.measurement
+    assert view.verdict.split(";")[0] == ("ok" if not m.warnings else f"ok with {len(m.warnings)} warning" + "s" * (len(m.warnings) > 1))
+    assert view.warnings == m.warnings and all("_" not in w for w in view.warnings_in_words)
+    assert [r["slice"] for r in view.display_rows()][:-1] == [str(int(r["slice"]) + 1) for r in view.rows[:-1]], "the page counts slices from 1"
 
     # an edit after Compute (the reader erases the ROI's top half on every slice) is what Export writes
     exam = read_exam(exam_dir / "dicom")
@@ -124,3 +127,25 @@ def test_a_new_roi_is_cut_to_the_margins_asked_for(scene, exam_dir, tmp_path):
     default = ReviewSession(scene)
     assert default.open(exam_dir / "dicom", use_stored=False).detail == "automatic ROI from the segmenter"
     assert segment_mask(default.segmentation, default.roi_segment_id, default.nodes.stiffness).sum() < mask.sum()
+
+
+def test_the_legend_names_the_region_the_outline_shows(scene, exam_dir, tmp_path):
+    """With a confidence series the white outline is the confident region; without one it is the
+    scanner's processed region, and the legend must not call it confident."""
+    import shutil
+
+    from MREFibrosisReview.display import has_confidence_data, legend_text
+
+    with_confidence = ReviewSession(scene)
+    with_confidence.open(exam_dir / "dicom", roi_file=exam_dir / "roi.seg.nrrd")
+    assert has_confidence_data(with_confidence.nodes.validity)
+    assert "confident region" in legend_text(True)
+
+    bare = tmp_path / "no_confidence"
+    shutil.copytree(exam_dir / "dicom", bare)
+    shutil.rmtree(bare / "series_0507")  # the simulated GE exam's confidence series
+    without = ReviewSession(scene)
+    without.open(bare, roi_file=exam_dir / "roi.seg.nrrd")
+    assert not has_confidence_data(without.nodes.validity)
+    words = legend_text(False)
+    assert "processed region" in words and "confident" not in words

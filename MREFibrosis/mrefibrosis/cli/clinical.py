@@ -45,6 +45,13 @@ def register(sub) -> None:
     p = sub.add_parser("presets", help="list the staging presets with their cut-offs and sources")
     p.set_defaults(handler=cmd_presets)
 
+    p = sub.add_parser("fetch-model", help="install the segmenter's weights (64 MB, once) where they were not shipped, checked against the shipped SHA-256")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--from", dest="from_file", metavar="FILE", help="install from this file (a computer without internet)")
+    source.add_argument("--url", metavar="URL", help="download from this address (default: the release address, or $MREFIBROSIS_MODEL_URL)")
+    p.add_argument("--dir", metavar="DIR", help="install into this folder (default: $MREFIBROSIS_MODEL_DIR, else the user's data folder)")
+    p.set_defaults(handler=cmd_fetch_model)
+
     p = sub.add_parser("review", help="serve a browser page to review, correct, measure and export one exam's ROI (needs the [review] extra)")
     p.add_argument("study", metavar="STUDY", help="folder holding the exam's DICOM files")
     p.add_argument(
@@ -54,11 +61,31 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="where Export writes (default ./mrefibrosis-review/<exam key>)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs --token)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    p.add_argument("--token", metavar="TOKEN", help="access token the page's URL must carry (default: a random one; or $MREFIBROSIS_REVIEW_TOKEN)")
-    p.add_argument("--study", dest="study_key", metavar="KEY", help="the exam's key when the folder holds several (see 'mrefibrosis inspect')")
+    p.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="access token (default: a random one). Visible to other users in the process list: prefer --token-file or $MREFIBROSIS_REVIEW_TOKEN",
+    )
+    p.add_argument("--token-file", metavar="FILE", help="read the access token from this file (its first line), kept out of the process list")
+    p.add_argument("--reader", metavar="NAME", help="the person reviewing, named as observer in the DICOM SR of an edited ROI (optional; e.g. 'Doe^Jane')")
     p.add_argument("--preset", default="seed", metavar="NAME", help="staging preset for Compute and Export (as for measure; default seed)")
+    add_read_options(p)  # the same reading as measure: one exam, one truth
     SegmenterSettings.add_arguments(p)
     p.set_defaults(handler=cmd_review)
+
+
+def cmd_fetch_model(args) -> int:
+    from ..model.model_store import fetch_model, installed_model, release_url
+
+    present = installed_model()
+    if present is not None and args.dir is None and args.from_file is None and args.url is None:
+        print(f"the model is installed: {present}")
+        return 0
+    source = args.from_file or args.url or release_url()
+    log.info("installing the model from %s", source)
+    path = fetch_model(source, args.dir)
+    print(f"the model is installed: {path}")
+    return 0
 
 
 def cmd_measure(args) -> int:
@@ -183,7 +210,11 @@ def cmd_review(args) -> int:
     if not found:
         raise MREFibrosisError("the review page is not installed: pip install 'mrefibrosis[review]' (trame-slicer and slicer-core), then run this again.")
     get_preset(args.preset)  # an unknown preset is refused before the page is built
+    from ..results.dicom_results import reader_name
+
+    args.reader = reader_name(args.reader)  # a name DICOM cannot store is refused now, not at Export
     settings = settings_from(args)
+    args.read_options = read_options(args)  # the engine's ReadOptions cross to the page whole
     try:
         run = found[0].load()
     except ImportError as exc:

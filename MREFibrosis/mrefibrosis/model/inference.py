@@ -16,6 +16,7 @@ from ..errors import MREFibrosisError
 from .identity import ModelIdentity
 from .margin_settings import RoiMargins
 from .model_file import ModelFileError, load_model_file, published_checksum
+from .model_store import MODEL_NAME, PACKAGED_DIR
 from .onnx_format import graph_path_for, int8_graph_path_for
 from .roi_margins import away_from_driver, within_margins
 from .runtime_errors import DeviceError, ModelUnavailableError, SegmentationCancelled
@@ -39,15 +40,21 @@ __all__ = [
     "resolve_device",
 ]
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "mrefibrosis-unet-resnext50.mrefmodel"
+DEFAULT_MODEL = PACKAGED_DIR / MODEL_NAME  # the shipped weights' place (absent where they are fetched: model_store)
 
 
 RUNTIMES = ("auto", "torch", "onnx")
 
 
 def default_model_path() -> Path:
+    """$MREFIBROSIS_MODEL, else the weights where they are installed (beside the package, or fetched
+    into the user's model folder: model_store), else the package's path, which then does not exist."""
     env = os.environ.get("MREFIBROSIS_MODEL")
-    return Path(env) if env else DEFAULT_MODEL
+    if env:
+        return Path(env)
+    from . import model_store
+
+    return model_store.installed_model() or model_store.PACKAGED_DIR / model_store.MODEL_NAME
 
 
 def cuda_may_be_present() -> bool:
@@ -255,7 +262,9 @@ class Segmenter:
         path = Path(model_path) if model_path else default_model_path()
         if not path.exists():
             hint = (
-                "pass an existing --model FILE" if model_path else "no default model is installed; pass --model FILE, or --roi ROI_FILE to measure a drawn ROI"
+                "pass an existing --model FILE"
+                if model_path
+                else "the model's weights are not installed: run 'mrefibrosis fetch-model' (64 MB, once), or pass --model FILE, or --roi ROI_FILE to measure a drawn ROI"
             )
             raise ModelFileError(f"model file {path} not found; {hint}.")
         chosen = choose_runtime(runtime, device, precision, graph_path_for(path))

@@ -265,8 +265,13 @@ def _describe_header(ds: Dataset, path: Path) -> tuple[str, str, SeriesInfo]:
 def scan_folder(root: str | os.PathLike) -> ScanResult:
     """Read every file's header below root (symlinks are not followed, so loops cannot trap us)."""
     root = Path(root)
-    if not root.exists():
-        raise ExamNotFoundError(f"{root}: no such file or folder; give the folder that holds the MRE exam.")
+    try:
+        os.stat(root)
+    except FileNotFoundError:
+        raise ExamNotFoundError(f"{root}: no such file or folder; give the folder that holds the MRE exam.") from None
+    except OSError as exc:  # a name too long, a loop of links, no permission on a parent: the path cannot be used
+        shown = str(root) if len(str(root)) <= 120 else str(root)[:117] + "..."
+        raise ExamNotFoundError(f"{shown}: cannot be opened ({exc.strerror or exc}); give the folder that holds the MRE exam.") from None
     paths: list[Path] = []
     skipped: Counter = Counter()
     if root.is_file():

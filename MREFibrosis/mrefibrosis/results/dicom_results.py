@@ -42,7 +42,24 @@ def _version_key(result: ExamResult) -> str:
     return f"{__version__}/{model.model_version if model else 'manual'}/{model.sha256[:16] if model else ''}"
 
 
-def build_dicom_results(result: ExamResult) -> DicomResults:
+UNNAMED_READER = "Reader^Unnamed"  # a person edited the ROI but gave no name (DICOM PN: family^given)
+
+
+def reader_name(name: str | None) -> str | None:
+    """A reader's name as DICOM stores a person (PN): printable, at most 64 characters, no backslash."""
+    if name is None:
+        return None
+    cleaned = " ".join(name.split())
+    if not cleaned or len(cleaned) > 64 or "\\" in cleaned or not cleaned.isprintable():
+        raise OutputError("the reader's name must be 1-64 printable characters without a backslash, e.g. 'Doe^Jane'.")
+    return cleaned
+
+
+def build_dicom_results(result: ExamResult, reader: str | None = None) -> DicomResults:
+    """SEG, SR and overlays for one result. When a person edited the ROI (Slicer, the review page),
+    the SR names that person as observer, `reader` or 'unnamed' when no name was given, beside the
+    software that measured; an untouched automatic ROI has the device alone."""
+    reader = reader_name(reader)
     try:
         import highdicom as hd
     except ImportError:
@@ -90,12 +107,12 @@ def build_dicom_results(result: ExamResult) -> DicomResults:
         series_description="MRE liver ROI (MREFibrosis)",
         omit_empty_frames=bool(mask.any()),
     )
-    sr = _build_sr(result, seg, sources, key, tracking_uid)
+    sr = _build_sr(result, seg, sources, key, tracking_uid, reader)
     overlays = _build_overlays(result, sources, key)
     return DicomResults(seg, sr, overlays, tracking_uid)
 
 
-def _build_sr(result: ExamResult, seg, sources, key, tracking_uid):
+def _build_sr(result: ExamResult, seg, sources, key, tracking_uid, reader: str | None = None):
     import highdicom as hd
 
     m = result.measurement
@@ -145,8 +162,14 @@ def _build_sr(result: ExamResult, seg, sources, key, tracking_uid):
             uid=det_uid("MREFibrosis", __version__, "device"), name="MREFibrosis", manufacturer_name=MANUFACTURER
         ),
     )
+    person = None
+    if result.provenance.roi_source.kind is RoiKind.EDITED:
+        person = hd.sr.ObserverContext(
+            observer_type=hd.sr.CodedConcept("121006", "DCM", "Person"),
+            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=reader or UNNAMED_READER),
+        )
     report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        observation_context=hd.sr.ObservationContext(observer_person_context=person, observer_device_context=observer),
         procedure_reported=codes.MRE_PROCEDURE,
         imaging_measurements=[group],
     )
