@@ -23,6 +23,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from review_driver import CHROMIUM, JS_ROI_PIXELS, DroppableProxy, ReviewPageDriver, start_review  # noqa: E402
 
 from mrefibrosis.reading.exam_loader import read_exam  # noqa: E402
+from mrefibrosis.results.result_set import verify_result_set  # noqa: E402
 from mrefibrosis.results.roi_files import read_roi  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
@@ -293,9 +294,12 @@ def test_reader_tools_change_what_is_drawn_and_measured(served):
     shown = float(d.text("#cursor-value").split()[0])
     assert shown == pytest.approx(float(served.exam.stiffness_kpa[k, j, i]), abs=0.006)
 
-    # the exported files download from the page, with the page's cookie only
+    # the exported files download from the page, with the page's cookie only; they are one
+    # complete set that its manifest vouches for (item 5: a killed writer is tested in test_result_set.py)
     served.export_mask(d)
     (key_dir,) = served.out.iterdir()
+    manifest = verify_result_set(key_dir)
+    assert manifest is not None and {"measurements.csv", "result.json", "roi.seg.nrrd"} <= set(manifest["files"])
     links = page.locator("#downloads a").all_inner_texts()
     assert {"measurements.csv", "result.json", "roi.seg.nrrd", "result-set.json"} <= set(links)
     got = page.request.get(served.address(with_token=False) + "export/measurements.csv")

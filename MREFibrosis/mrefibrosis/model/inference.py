@@ -115,20 +115,9 @@ def choose_runtime(asked: str, device: str, precision: str, graph_path: Path) ->
 def cpu_has_int8_dot_products() -> bool:
     """Whether this CPU multiplies int8 vectors natively (x86 VNNI or AMX, Arm dot-product): where an
     int8 graph is about three times faster than fp32. Elsewhere int8 runs emulated and gains little."""
-    import platform
-    import sys
+    from .cpu_facts import cpu_facts
 
-    if sys.platform == "darwin":
-        return platform.machine() == "arm64"  # Apple silicon has the Arm dot-product instructions
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = set()
-            for line in fh:
-                if line.startswith(("flags", "Features")):
-                    flags.update(line.split(":", 1)[1].split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
+    return cpu_facts().int8_dot_products
 
 
 def onnx_precision(asked: str, model_path: Path) -> str:
