@@ -27,7 +27,7 @@ def exported_files(folder: Path) -> list[str]:
 
 def add_download_route(app: web.Application, access: PageAccess, folder: Path) -> None:
     async def download(request: web.Request):
-        if not (access.matches(request.cookies.get(access.cookie_name)) or access.matches(request.query.get("secret"))):
+        if not (access.cookie_admits(request) or access.matches(request.query.get("secret"))):
             raise web.HTTPForbidden(text="open the review page's address first (it carries the access token)")
         name = request.match_info["name"]
         if name not in exported_files(folder):

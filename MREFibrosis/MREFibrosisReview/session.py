@@ -68,11 +68,8 @@ def _verdict(m) -> str:
         return f"indeterminate: {m.reason}" if m.reason else "indeterminate"
     n = len(m.warnings)
     text = f"ok with {n} warning{'s' if n > 1 else ''}" if n else "ok"
-    if m.slices_total and m.slices_measured < m.slices_total:
-        text += f"; measured on {m.slices_measured} of {m.slices_total} slices"
-        for slice_index, why in sorted(m.slices_left_out.items()):
-            text += f"; slice {slice_index + 1} left out: {why}"
-    return text
+    coverage = m.coverage_words(first_slice=1)
+    return f"{text}; {coverage}" if coverage else text
 
 
 class ReviewSession:

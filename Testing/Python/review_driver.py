@@ -52,6 +52,15 @@ JS_ROI_PIXELS = """
 """
 
 
+def row_stroke(mask_k: np.ndarray, where: float = 0.5) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A horizontal stroke (i, j) across the ROI of one slice at a fraction of its height, a little
+    past its ends: where a test erases."""
+    rows = np.flatnonzero(mask_k.any(axis=1))
+    j = int(rows[int(where * (len(rows) - 1))])
+    cols = np.flatnonzero(mask_k[j])
+    return (int(cols[0]) - 4, j), (int(cols[-1]) + 4, j)
+
+
 def start_review(argv: list[str], timeout_s: float = 180.0) -> tuple[subprocess.Popen, str, list[str]]:
     """Start `mrefibrosis review ...`; return the process, the page URL and its output lines (a
     thread keeps reading them, so a chatty server never blocks on a full pipe)."""

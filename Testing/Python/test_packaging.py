@@ -11,8 +11,13 @@ MODULE = ROOT / "MREFibrosis"
 
 
 def _listed() -> set:
-    text = (MODULE / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", "MREFibrosis")
-    return set(re.findall(r"^\s+((?:mrefibrosis|MREFibrosisLib|Resources)/\S+|MREFibrosis\.py)$", text, re.M))
+    """What MREFibrosis/CMakeLists.txt installs, read as the extension-repository script reads it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_extension_repo", ROOT / "scripts" / "build_extension_repo.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return set(script.module_files()) - {"CMakeLists.txt"}
 
 
 # What the Slicer build leaves to a pip install: the browser page ([review] extra) and the engine

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("trame_slicer")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from review_driver import CHROMIUM, ReviewPageDriver, start_review  # noqa: E402
+from review_driver import CHROMIUM, ReviewPageDriver, row_stroke, start_review  # noqa: E402
 
 from mrefibrosis.cli import main as cli_main  # noqa: E402
 from mrefibrosis.reading.exam_loader import read_exam  # noqa: E402
@@ -42,14 +42,6 @@ def _stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def _erase_stroke(mask_k: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
-    """A horizontal stroke (i, j) across the ROI's middle row on one slice, a little past its ends."""
-    rows = np.flatnonzero(mask_k.any(axis=1))
-    j = int(rows[len(rows) // 2])
-    cols = np.flatnonzero(mask_k[j])
-    return (int(cols[0]) - 4, j), (int(cols[-1]) + 4, j)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
@@ -91,7 +83,7 @@ def test_review_page_edit_compute_export_in_a_browser(exam_dir, tmp_path):
             page.click("#btn-erase")
             edits = d.text("#edit-count")
             frame = d.frame_src()
-            (i0, j), (i1, _) = _erase_stroke(before[k])
+            (i0, j), (i1, _) = row_stroke(before[k])
             d.drag(d.ijk_to_page([(i0, j, k), (i1, j, k)]))
             d.wait_text_change("#edit-count", edits)
             d.wait_frame(prev_src=frame)

@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("trame_slicer")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from review_driver import CHROMIUM, JS_ROI_PIXELS, DroppableProxy, ReviewPageDriver, start_review  # noqa: E402
+from review_driver import CHROMIUM, JS_ROI_PIXELS, DroppableProxy, ReviewPageDriver, row_stroke, start_review  # noqa: E402
 
 from mrefibrosis.reading.exam_loader import read_exam  # noqa: E402
 from mrefibrosis.results.result_set import verify_result_set  # noqa: E402
@@ -87,14 +87,6 @@ def served(simulated_ge_exam, tmp_path_factory):
     s.close()
 
 
-def _row_stroke(mask_k: np.ndarray, where: float = 0.5) -> tuple[tuple[int, int], tuple[int, int]]:
-    """A horizontal stroke (i, j) across the ROI at a fraction of its height, a little past its ends."""
-    rows = np.flatnonzero(mask_k.any(axis=1))
-    j = int(rows[int(where * (len(rows) - 1))])
-    cols = np.flatnonzero(mask_k[j])
-    return (int(cols[0]) - 4, j), (int(cols[-1]) + 4, j)
-
-
 def _near_segment(shape, a, b, radius_px: float) -> np.ndarray:
     """Voxels (j, i) of one slice within radius of the segment a-b (i, j): where a brush stroke may act."""
     jj, ii = np.mgrid[: shape[0], : shape[1]]
@@ -143,7 +135,7 @@ def test_a_dropped_connection_mid_stroke_changes_nothing(served):
     # the reader comes back and erases across the ROI's middle row
     page, d = served.open_page()
     assert int(d.text("#dropped-strokes")) >= 1, "the server did not discard the cut-off stroke"
-    a, b = _row_stroke(before[k])
+    a, b = row_stroke(before[k])
     _erase(d, page, k, a, b)
     after = served.export_mask(d)
     page.close()
@@ -163,13 +155,13 @@ def test_reload_bookmark_and_a_second_review_keep_the_reader_in(served):
     page, d = served.open_page(context)
     before = served.export_mask(d)
     k = d.current_slice()
-    a1, b1 = _row_stroke(before[k], 0.3)
+    a1, b1 = row_stroke(before[k], 0.3)
     _erase(d, page, k, a1, b1)
     assert "secret" not in page.url  # trame's client takes the token out of the address bar
 
     page.reload(wait_until="domcontentloaded")
     d.wait_frame(timeout_ms=30_000)
-    a2, b2 = _row_stroke(before[k], 0.75)
+    a2, b2 = row_stroke(before[k], 0.75)
     _erase(d, page, k, a2, b2)
     after = served.export_mask(d)
     erased = before & ~after
@@ -206,7 +198,7 @@ def test_numbers_follow_every_edit(served):
     before_mean = d.text("#result-mean")
     before = served.export_mask(d)
     k = d.current_slice()
-    a, b = _row_stroke(before[k], 0.5)
+    a, b = row_stroke(before[k], 0.5)
     _erase(d, page, k, a, b)
     _wait_numbers_current(d, page)
     shown = d.text("#result-mean")
@@ -224,7 +216,7 @@ def test_colours_survive_undo_and_redo_and_warnings_read_as_words(served):
     magenta_start = d.roi_pixels()
     brown_start = int(page.evaluate(JS_BROWN_PIXELS))  # the stiffness map has some of these colours too
     assert magenta_start > 100
-    a, b = _row_stroke(before[k], 0.4)
+    a, b = row_stroke(before[k], 0.4)
     _erase(d, page, k, a, b)
 
     frame = d.frame_src()

@@ -117,13 +117,18 @@ class Measurement:
     def coverage_text(self) -> str:
         """'' when every slice was measured, else 'measured on k of n slices' and why slices were left out:
         a number built on part of the exam says so wherever the number is shown."""
+        return self.coverage_words()
+
+    def coverage_words(self, first_slice: int = 0) -> str:
+        """coverage_text with slices numbered from `first_slice`: 0 in the files (the engine's index),
+        1 on screens that count slices as a reader does (the review page)."""
         k, n = self.slices_measured, self.slices_total
         if not n or k >= n:
             return ""
         text = f"measured on {k} of {n} slices"
         reasons: dict[str, list[int]] = {}
         for slice_index, why in sorted(self.slices_left_out.items()):
-            reasons.setdefault(why, []).append(slice_index)
+            reasons.setdefault(why, []).append(slice_index + first_slice)
         for why, idx in reasons.items():
             text += f"; slice{'s' if len(idx) > 1 else ''} {', '.join(str(i) for i in idx)} left out: {why}"
         return text
