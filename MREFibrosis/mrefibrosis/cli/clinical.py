@@ -90,15 +90,16 @@ def cmd_fetch_model(args) -> int:
 
 def cmd_measure(args) -> int:
     from .._packages import require
-    from ..pipeline import process_exam, write_results
 
-    options = read_options(args)
     if args.min_area <= 0:
         raise MREFibrosisError("--min-area must be positive.")
     if args.dicom:
         require("highdicom", "--dicom (DICOM SEG, SR and overlay)", "measure")
     if args.roi is None:
-        return _measure_with_segmenter(args, options)
+        return _measure_with_segmenter(args)
+    from ..pipeline import process_exam, write_results
+
+    options = read_options(args)
     if len(args.study) != 1:
         raise MREFibrosisError("--roi belongs to one exam: give a single STUDY folder with it.")
     result = process_exam(args.study[0], args.roi, options, args.preset, min_area_cm2=args.min_area)
@@ -108,14 +109,18 @@ def cmd_measure(args) -> int:
     return 0
 
 
-def _measure_with_segmenter(args, options) -> int:
+def _measure_with_segmenter(args) -> int:
     from ..measure.fibrosis_stages import get_preset
-    from ..pipeline import process_many
-    from ..reading.exam_loader import find_exams
 
     preset = get_preset(args.preset)  # refuse a bad preset before loading the model
     settings = settings_from(args)
+    # the model loads while the reading stack is imported (pydicom, scipy: half a second) and the
+    # exams are found and read
     loading = segmenter_meanwhile(settings)
+    options = read_options(args)
+    from ..pipeline import process_many
+    from ..reading.exam_loader import find_exams
+
     found = find_exams(args.study, options)
     seg = loading()
     # many exams: on a CPU, the runtime this machine measured faster for that much work (cached)
@@ -149,16 +154,16 @@ def _log_result(result) -> None:
 
 
 def cmd_segment(args) -> int:
-    from ..pipeline import for_each_exam, segment_to_files
-    from ..reading.exam_loader import find_exams
-
     def progress(fraction: float, message: str) -> None:
         if args.progress:
             print(f"progress {fraction:.3f} {message}", flush=True)
 
-    options = read_options(args)
     progress(0.0, "finding the exam and loading the model")
-    loading = segmenter_meanwhile(settings_from(args))
+    loading = segmenter_meanwhile(settings_from(args))  # loads while the reading stack is imported
+    options = read_options(args)
+    from ..pipeline import for_each_exam, segment_to_files
+    from ..reading.exam_loader import find_exams
+
     exams = find_exams(args.study, options)
     progress(0.1, "loading the model")
     seg = loading()

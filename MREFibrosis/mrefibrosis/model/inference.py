@@ -18,7 +18,6 @@ from .margin_settings import RoiMargins
 from .model_file import ModelFileError, load_model_file, published_checksum
 from .model_store import MODEL_NAME, PACKAGED_DIR
 from .onnx_format import graph_path_for, int8_graph_path_for
-from .roi_margins import away_from_driver, within_margins
 from .runtime_errors import DeviceError, ModelUnavailableError, SegmentationCancelled
 from .torch_runtime import PRECISIONS, resolve_device
 
@@ -309,6 +308,8 @@ class Segmenter:
     def postprocess(self, exam: Exam, maps: np.ndarray, away: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """(ROI, liver) of one pass; `away` (`away_from_driver`) is found once when an exam has several."""
 
+        from .roi_margins import within_margins
+
         def keep(liver: np.ndarray | None) -> np.ndarray:
             return within_margins(exam, liver, self.margins, away)
 
@@ -317,6 +318,8 @@ class Segmenter:
     def segment_many(self, exams: list[Exam], cancelled=None) -> list[Segmentation]:
         """`cancelled` (a callable) ends the run with SegmentationCancelled between slices; cancel()
         from another thread also ends the slice being computed (ONNX Runtime)."""
+        from .roi_margins import away_from_driver
+
         t0 = time.perf_counter()
         probs, second = self.probabilities(exams, cancelled)
         out = []

@@ -94,7 +94,13 @@ def quantized(weights: np.ndarray, scale, zero_point, axis: int = 0) -> np.ndarr
     shape[axis] = -1
     s = np.asarray(scale, dtype=np.float32).reshape(shape)
     z = np.asarray(zero_point, dtype=np.float32).reshape(shape) if np.ndim(zero_point) else np.float32(zero_point)
-    return np.clip(np.round(weights / s) + z, -128, 127).astype(np.int8)
+    # in place in one fp32 buffer (the same operations in the same order): a fresh 4-byte array per
+    # step made this a third of the int8 session's start on a 2-core CPU
+    q = np.divide(weights, s, dtype=np.float32)
+    np.rint(q, out=q)
+    q += z
+    np.clip(q, -128, 127, out=q)
+    return q.astype(np.int8)
 
 
 def initializer_value(arrays: dict[str, np.ndarray], recipe: dict) -> np.ndarray:

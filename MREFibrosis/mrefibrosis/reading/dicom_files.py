@@ -8,15 +8,17 @@ here turns such files into typed, one-line errors, and caps the decoded size *be
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import read_partial
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset, read_partial
 
 from ..errors import DicomReadError, MREFibrosisError, PixelDataError
 from .budget import BudgetLimits, current_budget
@@ -34,6 +36,9 @@ MAX_MAP_SIDE = 1024
 # Header values larger than this are skipped by a seek, not read: a junk file with a 15 MB private
 # element costs no read, only its position (still bounded by the per-file header cap).
 DEFER_HEADER_VALUES_BYTES = 64 * 1024
+# A file up to this size is read with one call and parsed from memory (an MRE image is 100-130 KB):
+# parsing through the bounded file wrapper, one Python call per element, cost a third of a read.
+READ_WHOLE_BYTES = 1024 * 1024
 # Groups that cannot follow a file meta header in a stored dataset: command (0000), meta (0002),
 # the illegal odd groups 0001-0007 and FFFF (the standard reserves them).
 ILLEGAL_DATASET_GROUPS = frozenset({0x0000, 0x0001, 0x0002, 0x0003, 0x0005, 0x0007, 0xFFFF})
@@ -62,7 +67,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _check_plain_file(path: Path, max_bytes: int) -> int:
+def _check_plain_file(path: Path, max_bytes: int) -> tuple[int, int]:
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -73,7 +78,7 @@ def _check_plain_file(path: Path, max_bytes: int) -> int:
         raise DicomReadError(f"{path.name}: empty file; remove it or re-export the series.")
     if st.st_size > max_bytes:
         raise DicomReadError(f"{path.name}: file larger than {max_bytes >> 20} MB (the per-file cap); not an MRE image.")
-    return st.st_size
+    return st.st_size, st.st_mtime_ns
 
 
 class _OverRead(Exception):
@@ -106,7 +111,7 @@ class _BoundedFile:
         return getattr(self._fh, name)
 
 
-def _stop_rule(stop_before_pixels: bool):
+def _stop_rule(stop_before_pixels: bool, stopped_at_pixels: list | None = None):
     """Where parsing ends: at the pixel data when asked, and at the first top-level tag that is not
     above the one before (elements are stored in ascending order; a run of zeros or junk after the
     last element would otherwise be parsed to the end of the file, 8 bytes at a time). Group 0000
@@ -130,7 +135,11 @@ def _stop_rule(stop_before_pixels: bool):
         else:
             repeats[0] = 0
         last[0] = t
-        return stop_before_pixels and t in PIXEL_DATA_TAGS
+        if stop_before_pixels and t in PIXEL_DATA_TAGS:
+            if stopped_at_pixels is not None:
+                stopped_at_pixels.append(t)
+            return True
+        return False
 
     return stop_when
 
@@ -152,26 +161,60 @@ def _dataset_starts_with_zeros(fh) -> bool:
     return body == bytes(16)  # a real command element, non-conformant as it is, has a VR or length
 
 
+@dataclass(frozen=True)
+class PixelLocation:
+    """Where a file's pixel data element begins, found by the header read: the pixel read then parses
+    only that element instead of the whole file again (half of reading an exam was the second parse).
+    Valid while the file keeps its size and modification time."""
+
+    offset: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class HeaderRead:
+    """A file's header (all elements before the pixel data, converted) and where its pixels begin."""
+
+    header: Dataset
+    pixels: PixelLocation | None
+
+
 def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
+    return _dcmread_located(path, stop_before_pixels).header
+
+
+def _dcmread_located(path: Path, stop_before_pixels: bool) -> HeaderRead:
     budget = current_budget()
     limits = budget.limits if budget is not None else BudgetLimits()
-    size = _check_plain_file(path, limits.max_file_bytes)
+    size, mtime_ns = _check_plain_file(path, limits.max_file_bytes)
     limit = min(size, limits.max_header_bytes) if stop_before_pixels else size
     defer = DEFER_HEADER_VALUES_BYTES if stop_before_pixels else None
+    stopped_at_pixels: list[int] = []
+    location = None
     try:
         with open(path, "rb") as raw, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fh = _BoundedFile(raw, limit, size)  # a full read is bounded by the file's own end
-            if _dataset_starts_with_zeros(raw):
+            if size <= min(READ_WHOLE_BYTES, limit):  # one read, parsed in memory: the cap is the file's end
+                data = raw.read(size)
+                source = fh = DicomBytesIO(data)
+                source.name = raw.name
+                counted = lambda: len(data)  # noqa: E731
+            else:
+                source, fh = raw, _BoundedFile(raw, limit, size)  # a full read is bounded by the file's own end
+                counted = lambda: fh.bytes_read  # noqa: E731
+            if _dataset_starts_with_zeros(source):
                 raise DicomReadError(f"{path.name}: no data elements after the file meta header (zeros); the file is damaged, re-export it.")
             try:
-                ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels), defer_size=defer, force=False)
+                ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels, stopped_at_pixels), defer_size=defer, force=False)
+                if stopped_at_pixels:  # pydicom leaves the file at the start of the element it stopped at
+                    location = PixelLocation(source.tell(), size, mtime_ns)
                 # Touch the elements we rely on so that lazy parsing errors surface here.
                 _ = ds.file_meta.get("TransferSyntaxUID", None)
                 _ = [elem.tag for elem in ds]
             finally:
                 if budget is not None:
-                    budget.charge_bytes(fh.bytes_read)
+                    budget.charge_bytes(counted())
     except _OverRead:
         raise DicomReadError(
             f"{path.name}: DICOM header runs past {limits.max_header_bytes >> 20} MB before any pixel data; the file is corrupt, re-export it."
@@ -193,12 +236,20 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> Dataset:
     if len(ds) == 0:
         raise DicomReadError(f"{path.name}: no data elements after the file meta header; the file is truncated, re-export it.")
     ds.filename = str(path)
-    return ds
+    # every value is converted: the dataset needs no file object, and must not keep the in-memory
+    # copy of a small file (pydicom holds the object it read from; a scan keeps thousands of headers)
+    ds.buffer, ds.fileobj_type = None, open
+    return HeaderRead(ds, location)
 
 
 def read_header(path: str | os.PathLike) -> Dataset:
     """Read all elements but the pixel data; cheap enough to scan a whole folder."""
     return _dcmread(Path(path), stop_before_pixels=True)
+
+
+def read_header_located(path: str | os.PathLike) -> HeaderRead:
+    """read_header, and where the file's pixel data begin (for `read_pixels(..., known=)`)."""
+    return _dcmread_located(Path(path), stop_before_pixels=True)
 
 
 def is_dicomdir(ds: Dataset) -> bool:
@@ -267,17 +318,62 @@ def _missing_decoder_hint(ts_uid: str) -> str:
     )
 
 
-def read_pixels(path: str | os.PathLike, limits: PixelLimits = PixelLimits()) -> tuple[Dataset, np.ndarray]:
+def read_pixels(path: str | os.PathLike, limits: PixelLimits = PixelLimits(), known: HeaderRead | None = None) -> tuple[Dataset, np.ndarray]:
     """Return the dataset and its stored pixel values (no rescale), frames first for multi-frame.
 
     Sizes are checked against the caps and against the bytes actually present before decoding.
+    `known` (the folder scan's read of this file) spares parsing the header again: only the pixel
+    data element is read, where the scan found it, if the file is unchanged; otherwise, or if that
+    element does not parse there, the whole file is read as without it.
     """
     path = Path(path)
-    ds = _dcmread(path, stop_before_pixels=False)
+    ds = _with_pixel_data(path, known) if known is not None and known.pixels is not None else None
+    if ds is None:
+        ds = _dcmread(path, stop_before_pixels=False)
     try:
         return ds, decode_pixels(ds, limits)
     except PixelDataError as exc:
         raise PixelDataError(f"{path.name}: {exc}") from None
+
+
+def _with_pixel_data(path: Path, known: HeaderRead) -> FileDataset | None:
+    """The known header with the file's pixel data element(s) read from where the scan found them;
+    None when the file changed since, or the bytes there are not the element the header read stopped
+    at (the caller then reads the whole file, with its own checks and errors)."""
+    where, header = known.pixels, known.header
+    meta = getattr(header, "file_meta", None)
+    ts_uid = str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
+    if ts_uid == pydicom.uid.DeflatedExplicitVRLittleEndian:  # offsets are in the inflated stream
+        return None
+    implicit, little = header.original_encoding
+    if implicit is None or little is None:
+        return None
+    try:
+        st = os.stat(path)
+        if st.st_size != where.size or st.st_mtime_ns != where.mtime_ns:
+            return None
+        with open(path, "rb") as fh:
+            fh.seek(where.offset)
+            data = fh.read(where.size - where.offset)
+        budget = current_budget()
+        if budget is not None:
+            budget.charge_bytes(len(data))
+        group, element = struct.unpack("<HH" if little else ">HH", data[:4])
+        if (group << 16 | element) not in PIXEL_DATA_TAGS:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pixels = read_dataset(DicomBytesIO(data), implicit, little, stop_when=_stop_rule(False))
+            _ = [elem.tag for elem in pixels]
+    except Exception:  # whatever it is, the whole-file read reports it properly
+        return None
+    if not any(tag in pixels for tag in PIXEL_DATA_TAGS):
+        return None
+    elements = dict(header.items())
+    elements.update(pixels.items())
+    ds = FileDataset(str(path), Dataset(elements), preamble=header.preamble, file_meta=meta, is_implicit_VR=implicit, is_little_endian=little)
+    ds.set_original_encoding(implicit, little, header.original_character_set)
+    return ds
 
 
 def decode_pixels(ds: Dataset, limits: PixelLimits = PixelLimits()) -> np.ndarray:

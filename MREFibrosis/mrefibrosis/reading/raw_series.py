@@ -83,7 +83,7 @@ def split_raw(s: SeriesInfo, limits) -> RawSplit:
     decoded = {}
     for ref in s.instances:
         try:
-            ds, values = read_pixels(ref.path, limits)
+            ds, values = read_pixels(ref.path, limits, known=ref.known)
         except MREFibrosisError:
             unknown += 1
             continue

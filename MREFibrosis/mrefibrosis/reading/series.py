@@ -14,8 +14,11 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from ..errors import DicomReadError, ExamNotFoundError
-from .dicom_files import is_dicomdir, read_header
+from .dicom_files import HeaderRead, is_dicomdir, read_header_located
 
+# headers a scan keeps for the pixel reads (about 36 KB each, so at most about 75 MB): an exam has
+# 20-200 files, a whole study folder may have thousands; past this the pixel read parses the header again
+MAX_HEADERS_KEPT = 2048
 GE_MRE_PRIVATE = (0x0019, 0x109C)  # "MR-Touch" on GE raw MRE series
 GE_DRIVER_PRIVATE = (0x0043, 0x10A2)  # [driver frequency Hz, number of phase offsets]
 
@@ -33,6 +36,9 @@ class InstanceRef:
     path: Path
     sop_uid: str
     instance_number: int | None
+    # the scan's read of the file, so that decoding it parses only its pixel data (None past
+    # MAX_HEADERS_KEPT files: a scan of a whole archive must not hold every header)
+    known: HeaderRead | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -287,9 +293,11 @@ def scan_folder(root: str | os.PathLike) -> ScanResult:
                     skipped["not a regular file (FIFO, socket or device)"] += 1
     by_series: dict[tuple[str, str], SeriesInfo] = {}
     damaged: Counter = Counter()  # folder -> DICOM files there that could not be used
+    kept = 0
     for p in paths:
         try:
-            ds = read_header(p)
+            read = read_header_located(p)
+            ds = read.header
         except DicomReadError as exc:
             reason = str(exc).split(": ", 1)[-1].split(";")[0]
             skipped[reason] += 1
@@ -313,7 +321,8 @@ def scan_folder(root: str | os.PathLike) -> ScanResult:
         if sop and any(i.sop_uid == sop for i in entry.instances):
             entry.duplicates += 1
             continue
-        entry.instances.append(InstanceRef(p, sop, _int_or_none(ds, "InstanceNumber")))
+        kept += 1
+        entry.instances.append(InstanceRef(p, sop, _int_or_none(ds, "InstanceNumber"), read if kept <= MAX_HEADERS_KEPT else None))
     for info in by_series.values():
         info.unreadable = sum(damaged[folder] for folder in {i.path.parent for i in info.instances})
     series_list = sorted(by_series.values(), key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.series_uid))

@@ -135,7 +135,7 @@ def load_stack(
     if not refs:
         raise SeriesError(f"{label}: no images.")
     for n, ref in enumerate(refs):
-        ds, arr = decoded[ref.path] if decoded and ref.path in decoded else read_pixels(ref.path, limits)
+        ds, arr = decoded[ref.path] if decoded and ref.path in decoded else read_pixels(ref.path, limits, known=ref.known)
         if arr.ndim == 3 and int(ds.get("SamplesPerPixel", 1) or 1) == 3:
             raise PixelDataError(f"{label}: colour (RGB) images cannot be measured; select the grayscale elastogram series.")
         planes.extend(_planes_of(ds, arr, label, ref.instance_number if ref.instance_number is not None else n))
