@@ -345,7 +345,7 @@ def _with_pixel_data(path: Path, known: HeaderRead) -> FileDataset | None:
     ts_uid = str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
     if ts_uid == pydicom.uid.DeflatedExplicitVRLittleEndian:  # offsets are in the inflated stream
         return None
-    implicit, little = header.original_encoding
+    implicit, little = getattr(header, "original_encoding", (None, None))
     if implicit is None or little is None:
         return None
     try:
