@@ -12,7 +12,9 @@ reading, the network, post-processing and measuring), and the network's achieved
 machine's matmul peak.
 
 Targets (issue 35, 2-core CPU): cold measure <= 1.2 s and <= 450 MB; segment in a child <= 1.3 s;
-marginal <= 0.35 s per 4-slice exam; inspect <= 0.6 s. Run it on a quiet machine.
+marginal <= 0.35 s per 4-slice exam; inspect <= 0.6 s. Run it on a quiet machine; with `--against
+CHECKOUT` (e.g. `git worktree add /tmp/base <commit>`) every cold run alternates with the same run
+of that checkout's engine, so that a before/after comparison does not ride on the machine's drift.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import time
 from pathlib import Path
 
 
-def run_process(argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one child process, its own rusage (not the children's maximum)."""
+def run_process(argv: list[str], engine: str | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one child process, its own rusage (not the children's maximum).
+    `engine`: a folder holding another checkout's `mrefibrosis` package, run instead of this one."""
+    env = None if engine is None else {**os.environ, "PYTHONPATH": engine}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -40,9 +44,22 @@ def run_process(argv: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024.0
 
 
+AGAINST: str | None = None  # --against: the engine folder of a baseline checkout
+
+
 def cold(label: str, argv: list[str], runs: int, target_s: float | None = None, target_mb: float | None = None) -> None:
     run_process(argv)  # page cache warm, as on a workstation that ran the tool before
-    walls, peaks = zip(*(run_process(argv) for _ in range(runs)))
+    if AGAINST is not None:  # this machine's speed drifts by 10 % over minutes: baseline and now alternate
+        run_process(argv, AGAINST)
+        pairs = [(run_process(argv, AGAINST), run_process(argv)) for _ in range(runs)]
+        base = [b for b, _ in pairs]
+        walls, peaks = zip(*(n for _, n in pairs))
+        print(
+            f"{'  baseline (' + Path(AGAINST).parent.name + ')':<44} {statistics.median(w for w, _ in base):6.2f} s "
+            f"(min {min(w for w, _ in base):.2f})  peak {statistics.median(p for _, p in base):6.0f} MB"
+        )
+    else:
+        walls, peaks = zip(*(run_process(argv) for _ in range(runs)))
     wall, peak = statistics.median(walls), statistics.median(peaks)
     goal = []
     if target_s is not None:
@@ -201,7 +218,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--exams", type=int, default=6, help="exams for the marginal cost (default 6)")
     ap.add_argument("--work", default=None, help="folder for the simulated exams (default: a temporary folder)")
+    ap.add_argument(
+        "--against",
+        default=None,
+        metavar="CHECKOUT",
+        help="another checkout of this repository (e.g. a git worktree of an older commit): each cold run alternates with the same run of its engine",
+    )
     args = ap.parse_args()
+    global AGAINST
+    if args.against:
+        AGAINST = str(Path(args.against).resolve() / "MREFibrosis")
+        if not (Path(AGAINST) / "mrefibrosis" / "__init__.py").is_file():
+            raise SystemExit(f"--against {args.against}: no MREFibrosis/mrefibrosis package there")
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(AGAINST) / "mrefibrosis")], check=True, stdout=subprocess.DEVNULL)
     # The cold runs come first, from this process while it holds only the standard library: Linux
     # reports a child's peak RSS as at least its parent's at fork, so a parent that had loaded numpy
     # or torch would inflate every child's figure. The exams are made in a child for the same reason.

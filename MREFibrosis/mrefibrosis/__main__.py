@@ -1,7 +1,5 @@
 """`python -m mrefibrosis`: the command line (what the Slicer panel's child process runs)."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -121,3 +121,44 @@ def test_segmenter_without_torch_says_what_to_install(tmp_path, ge_exam, monkeyp
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "onnxruntime" in err and "torch" in err
     assert not (tmp_path / "o").exists()
+
+
+def _run_with_exit_marker(tmp_path, *args):
+    """The real entry point, with an atexit handler (from a sitecustomize on PYTHONPATH) that leaves a
+    marker when the interpreter's ordinary teardown runs."""
+    marker = tmp_path / "teardown-ran"
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(f"import atexit, pathlib\natexit.register(pathlib.Path({str(marker)!r}).touch)\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-m", "mrefibrosis", *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
+    ran = marker.exists()
+    marker.unlink(missing_ok=True)
+    return proc, ran
+
+
+def test_short_commands_end_without_teardown_and_lose_no_output(tmp_path, ge_exam, roi_file, capsys):
+    """measure, segment and inspect end as soon as their output is flushed (the teardown was a tenth
+    of a cold run): what they print through a pipe and the files they write are whole, and exit codes
+    stay; other commands keep the ordinary exit."""
+    proc, teardown = _run_with_exit_marker(tmp_path, "inspect", ge_exam.path)
+    assert proc.returncode == 0 and not teardown
+    assert main(["inspect", str(ge_exam.path)]) == 0
+    assert proc.stdout == capsys.readouterr().out  # every line reached the pipe
+
+    path, _ = roi_file
+    proc, teardown = _run_with_exit_marker(tmp_path, "measure", ge_exam.path, "--roi", path, "--out", tmp_path / "out")
+    assert proc.returncode == 0 and not teardown, proc.stderr
+    record = json.loads((tmp_path / "out" / "result.json").read_text())
+    with open(tmp_path / "out" / "measurements.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    pooled = [r for r in rows if r["slice"] == "all"]
+    assert len(rows) == 4 and len(pooled) == 1  # three slices with ROI and the pooled row: nothing cut off
+    assert float(pooled[0]["mean_kpa"]) == pytest.approx(record["mean_kpa"], abs=0.01)
+
+    proc, teardown = _run_with_exit_marker(tmp_path, "measure", tmp_path / "no-such-exam", "--out", tmp_path / "out2")
+    assert proc.returncode == 2 and not teardown
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "no such file or folder" in proc.stderr
+
+    proc, teardown = _run_with_exit_marker(tmp_path, "presets")
+    assert proc.returncode == 0 and teardown and proc.stdout.strip()
