@@ -111,7 +111,7 @@ class _BoundedFile:
         return getattr(self._fh, name)
 
 
-def _stop_rule(stop_before_pixels: bool, stopped_at_pixels: list | None = None):
+def _stop_rule(stop_before_pixels: bool):
     """Where parsing ends: at the pixel data when asked, and at the first top-level tag that is not
     above the one before (elements are stored in ascending order; a run of zeros or junk after the
     last element would otherwise be parsed to the end of the file, 8 bytes at a time). Group 0000
@@ -135,11 +135,7 @@ def _stop_rule(stop_before_pixels: bool, stopped_at_pixels: list | None = None):
         else:
             repeats[0] = 0
         last[0] = t
-        if stop_before_pixels and t in PIXEL_DATA_TAGS:
-            if stopped_at_pixels is not None:
-                stopped_at_pixels.append(t)
-            return True
-        return False
+        return stop_before_pixels and t in PIXEL_DATA_TAGS
 
     return stop_when
 
@@ -163,9 +159,10 @@ def _dataset_starts_with_zeros(fh) -> bool:
 
 @dataclass(frozen=True)
 class PixelLocation:
-    """Where a file's pixel data element begins, found by the header read: the pixel read then parses
-    only that element instead of the whole file again (half of reading an exam was the second parse).
-    Valid while the file keeps its size and modification time."""
+    """Where the header read stopped, which is the pixel data element in an intact image file: the
+    pixel read then parses only that element instead of the whole file again (half of reading an exam
+    was the second parse). It checks the tag there, and trusts it only while the file keeps its size
+    and modification time."""
 
     offset: int
     size: int
@@ -190,31 +187,28 @@ def _dcmread_located(path: Path, stop_before_pixels: bool) -> HeaderRead:
     size, mtime_ns = _check_plain_file(path, limits.max_file_bytes)
     limit = min(size, limits.max_header_bytes) if stop_before_pixels else size
     defer = DEFER_HEADER_VALUES_BYTES if stop_before_pixels else None
-    stopped_at_pixels: list[int] = []
     location = None
+    in_memory = size <= min(READ_WHOLE_BYTES, limit)  # one read, parsed in memory: the cap is the file's end
     try:
         with open(path, "rb") as raw, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if size <= min(READ_WHOLE_BYTES, limit):  # one read, parsed in memory: the cap is the file's end
-                data = raw.read(size)
-                source = fh = DicomBytesIO(data)
+            if in_memory:
+                source = fh = DicomBytesIO(raw.read(size))
                 source.name = raw.name
-                counted = lambda: len(data)  # noqa: E731
             else:
                 source, fh = raw, _BoundedFile(raw, limit, size)  # a full read is bounded by the file's own end
-                counted = lambda: fh.bytes_read  # noqa: E731
             if _dataset_starts_with_zeros(source):
                 raise DicomReadError(f"{path.name}: no data elements after the file meta header (zeros); the file is damaged, re-export it.")
             try:
-                ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels, stopped_at_pixels), defer_size=defer, force=False)
-                if stopped_at_pixels:  # pydicom leaves the file at the start of the element it stopped at
-                    location = PixelLocation(source.tell(), size, mtime_ns)
+                ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels), defer_size=defer, force=False)
+                if stop_before_pixels:  # pydicom leaves the file at the element it stopped at (the pixel
+                    location = PixelLocation(source.tell(), size, mtime_ns)  # read checks that it is one)
                 # Touch the elements we rely on so that lazy parsing errors surface here.
                 _ = ds.file_meta.get("TransferSyntaxUID", None)
                 _ = [elem.tag for elem in ds]
             finally:
                 if budget is not None:
-                    budget.charge_bytes(counted())
+                    budget.charge_bytes(size if in_memory else fh.bytes_read)
     except _OverRead:
         raise DicomReadError(
             f"{path.name}: DICOM header runs past {limits.max_header_bytes >> 20} MB before any pixel data; the file is corrupt, re-export it."
