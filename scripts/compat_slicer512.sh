@@ -52,4 +52,4 @@ exec "$VPY" -m pytest -q -p no:cacheprovider \
   Testing/Python/test_review_launch.py Testing/Python/test_breath_hold.py Testing/Python/test_real_figures_exam.py \
   Testing/Python/test_siemens_raw_real.py Testing/Python/test_slicer_exam_store.py Testing/Python/test_slicer_job_watch.py \
   Testing/Python/test_slicer_segment_starved.py Testing/Python/test_segmenter_settings.py Testing/Python/test_first_use_requirements.py \
-  Testing/Python/test_model_store.py Testing/Python/test_flag_words.py Testing/Python/test_dicom_files.py "$@"
+  Testing/Python/test_model_store.py Testing/Python/test_flag_words.py Testing/Python/test_dicom_files.py Testing/Python/test_lazy_header.py "$@"

@@ -62,7 +62,7 @@ def process_exam(
     automatic one, so Segment-then-Compute in a front end answers what `measure` answers."""
     exam = study if isinstance(study, Exam) else read_exam(study, options)
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
-    liver = tta = model = None
+    liver = tta = model = contact = None
     if model_output is not None and (roi_mask is not None or roi_path is not None):
         liver, tta = model_output.liver, model_output.tta_agreement
     if roi_mask is not None:
@@ -71,13 +71,13 @@ def process_exam(
         roi, source = read_roi(roi_path, exam.geometry), RoiSource(RoiKind.FILE, Path(roi_path).name)
     elif isinstance(segmenter, ExamSegmenter):
         seg = segmenter.segment(exam)
-        roi, liver, tta = seg.roi, seg.liver, seg.tta_agreement
+        roi, liver, tta, contact = seg.roi, seg.liver, seg.tta_agreement, getattr(seg, "driver_contact", None)
         model, source = segmenter.identity(exam), RoiSource(RoiKind.AUTOMATIC)
     elif segmenter is not None:
         roi, source = np.asarray(segmenter(exam), dtype=bool), RoiSource(RoiKind.AUTOMATIC)
     else:
         raise RoiError("no ROI given and no segmentation model is available yet; pass --roi ROI_FILE (.seg.nrrd, .nrrd, .nii.gz or DICOM SEG).")
-    measurement = measure_roi(exam, roi, preset, min_area_cm2, qc, liver=liver, tta_agreement=tta)
+    measurement = measure_roi(exam, roi, preset, min_area_cm2, qc, liver=liver, tta_agreement=tta, driver_contact=contact)
     return ExamResult(exam, roi, measurement, Provenance(source, inputs_used(exam, model), model), liver)
 
 
@@ -91,25 +91,49 @@ class ExamOutcome:
     error: str | None
 
 
-def for_each_exam(exams: list, out_dir: str | os.PathLike, options: ReadOptions, work: Callable):
+def for_each_exam(exams: list, out_dir: str | os.PathLike, options: ReadOptions, work: Callable, first: Callable[[], Exam] | None = None):
     """Run work(exam, target folder) for every (study UID, series) found; yields an outcome per exam.
 
     One exam writes into out_dir itself; several write into out_dir/<exam key>/ (a hash, never a
     DICOM value). A failing exam is reported and the run goes on; a single failing exam raises.
+    `first` gives the first exam already built (`exam_built_early`), or raises its error in its turn.
     """
     from .errors import MREFibrosisError
     from .reading.exam import exam_key_for
     from .reading.exam_loader import build_exam
 
-    for study_uid, series in exams:
+    for n, (study_uid, series) in enumerate(exams):
         key = exam_key_for(study_uid)
         target = Path(out_dir) if len(exams) == 1 else Path(out_dir) / key
         try:
-            yield ExamOutcome(key, target, work(build_exam(study_uid, series, options), target), None)
+            exam = first() if n == 0 and first is not None else build_exam(study_uid, series, options)
+            yield ExamOutcome(key, target, work(exam, target), None)
         except MREFibrosisError as exc:
             if len(exams) == 1:
                 raise
             yield ExamOutcome(key, target, None, str(exc))
+
+
+def exam_built_early(exams: list, options: ReadOptions) -> Callable[[], Exam] | None:
+    """The first of `find_exams`'s exams built now, for `for_each_exam(first=)`. Why: a command
+    line's model loads on a thread (`cli.options.segmenter_meanwhile`); reading the first exam
+    meanwhile, not after, took a fifth off a cold `measure`. A failure is kept and raised in the
+    exam's turn, after a model error, as when the exam is built there."""
+    if not exams:
+        return None
+    from .errors import MREFibrosisError
+    from .reading.exam_loader import build_exam
+
+    try:
+        exam = build_exam(*exams[0], options)
+    except MREFibrosisError as exc:
+        error = exc
+
+        def raise_it() -> Exam:
+            raise error
+
+        return raise_it
+    return lambda: exam
 
 
 def process_many(
@@ -122,9 +146,10 @@ def process_many(
     include_identifiers: bool = False,
     dicom: bool = False,
     found: list | None = None,
+    first: Callable[[], Exam] | None = None,
 ):
     """Measure every exam below `paths` (or the exams `find_exams` already found there) with one
-    loaded segmenter; yields an outcome per exam."""
+    loaded segmenter; yields an outcome per exam. `first`: as in `for_each_exam`."""
     from .reading.exam_loader import find_exams
 
     preset = preset if isinstance(preset, Preset) else get_preset(preset)
@@ -134,7 +159,7 @@ def process_many(
         write_results(result, target, include_identifiers, dicom)
         return result
 
-    yield from for_each_exam(found if found is not None else find_exams(paths, options), out_dir, options, measure_and_write)
+    yield from for_each_exam(found if found is not None else find_exams(paths, options), out_dir, options, measure_and_write, first)
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,68 @@ def test_short_commands_end_without_teardown_and_lose_no_output(tmp_path, ge_exa
 
     proc, teardown = _run_with_exit_marker(tmp_path, "presets")
     assert proc.returncode == 0 and teardown and proc.stdout.strip()
+
+
+def _two_exams_the_first_damaged(root):
+    """Two exams in one folder; the first in the run's order has its elastograms' pixel data cut short."""
+    from fixtures import make_ge_exam
+
+    from mrefibrosis.reading import classify as roles
+    from mrefibrosis.reading.exam import exam_key_for
+    from mrefibrosis.reading.exam_loader import ReadOptions, find_exams
+
+    make_ge_exam(root / "a", seed=1, study_key="a")
+    make_ge_exam(root / "b", seed=2, study_key="b")
+    found = find_exams([root], ReadOptions())
+    assert len(found) == 2
+    for series in found[0][1]:
+        if series.role in roles.MEASURABLE:
+            for ref in series.instances:
+                ref.path.write_bytes(ref.path.read_bytes()[:-200])
+    return exam_key_for(found[0][0]), exam_key_for(found[1][0])
+
+
+def test_a_first_exam_read_while_the_model_loads_fails_in_its_turn(tmp_path):
+    """The first exam is read before the model is waited for; its error is still that exam's line
+    and the run goes on to the next exam; a model error still comes first, as one line."""
+    pytest.importorskip("onnxruntime")
+    broken, good = _two_exams_the_first_damaged(tmp_path / "exams")
+    code, _, err = run_cli("measure", tmp_path / "exams", "--out", tmp_path / "out", "--runtime", "onnx")
+    assert code == 2
+    assert [line.split(":")[0:2] for line in err.splitlines() if line.startswith("error")] == [["error", f" exam {broken}"]]
+    assert "pixel data" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "out" / good / "result.json").read_text())["status"] == "ok"
+    assert not (tmp_path / "out" / broken / "result.json").exists()
+    code, _, err = run_cli("segment", tmp_path / "exams", "--out", tmp_path / "seg", "--runtime", "onnx")
+    assert code == 2 and err.count(f"error: exam {broken}") == 1 and (tmp_path / "seg" / good / "roi.seg.nrrd").exists()
+    code, _, err = run_cli("measure", tmp_path / "exams", "--out", tmp_path / "out2", "--model", tmp_path / "missing.mrefmodel")
+    assert code != 0 and err.startswith("error: model file") and len(err.strip().splitlines()) == 1
+
+
+def test_the_first_exam_is_read_before_the_model_is_waited_for(tmp_path, ge_exam, monkeypatch):
+    """The model's load on its thread is held until the first exam has been built: a command that
+    waited for the model before reading would hang here, and the test fail, not time out."""
+    pytest.importorskip("onnxruntime")
+    import threading
+
+    from mrefibrosis.model.segmenter_settings import SegmenterSettings
+    from mrefibrosis.reading import exam_loader
+
+    built, order = threading.Event(), []
+    real_build_exam, real_build = exam_loader.build_exam, SegmenterSettings.build
+
+    def build_exam(*args, **kwargs):
+        exam = real_build_exam(*args, **kwargs)
+        order.append("exam")
+        built.set()
+        return exam
+
+    def build(self, *args, **kwargs):
+        assert built.wait(20), "the model was waited for before the first exam was read"
+        order.append("model")
+        return real_build(self, *args, **kwargs)
+
+    monkeypatch.setattr(exam_loader, "build_exam", build_exam)
+    monkeypatch.setattr(SegmenterSettings, "build", build)
+    assert main(["-q", "segment", str(ge_exam.path), "--out", str(tmp_path / "seg"), "--runtime", "onnx"]) == 0
+    assert order == ["exam", "model"] and (tmp_path / "seg" / "roi.seg.nrrd").exists()

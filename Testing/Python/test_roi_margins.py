@@ -104,3 +104,32 @@ def test_cli_margins_reach_result_json_and_bad_values_are_one_line(simulated_ge_
     assert model["roi_margins_mm"] == {"liver_edge_mm": RoiMargins().liver_edge_mm, "driver_mm": 0.0}
     help_text = _cli("measure", "--help").stdout
     assert f"default {RoiMargins().liver_edge_mm:g}," in help_text and f"default {RoiMargins().driver_mm:g};" in help_text
+
+
+def test_the_driver_patch_found_for_the_margins_serves_the_measurement(simulated_ge_exam, monkeypatch):
+    """One search for the driver per measured exam (it was two, 37 ms each), and the measurement's
+    driver check answers with the segmenter's patch exactly as with its own, on an ROI under it."""
+    pytest.importorskip("onnxruntime")
+    from mrefibrosis.measure import driver
+    from mrefibrosis.measure.qc import FLAG_UNDER_DRIVER, segmentation_findings
+    from mrefibrosis.measure.roi_stats import measure_roi
+    from mrefibrosis.model.inference import Segmenter
+    from mrefibrosis.pipeline import process_exam
+
+    exam = read_exam(simulated_ge_exam / "dicom")
+    searches = []
+    real = driver.body_mask
+    monkeypatch.setattr(driver, "body_mask", lambda e: searches.append(1) or real(e))
+    result = process_exam(exam, None, segmenter=Segmenter(device="cpu", runtime="onnx"))
+    assert len(searches) == 1
+    alone = measure_roi(exam, result.roi, liver=result.liver)
+    assert alone == result.measurement
+
+    exam.valid[:] = True
+    plant_driver_source(exam, row=40, col=100)
+    contact = driver_contact(exam)
+    under = np.zeros_like(exam.valid)
+    under[1] = ndimage.binary_dilation(contact[1], iterations=8) & (exam.magnitude[1] > 0)  # one slice's ROI under the driver
+    given = segmentation_findings(exam, under, None, None, contact=contact)
+    assert given == segmentation_findings(exam, under, None, None)
+    assert [f.flag for f in given] == [FLAG_UNDER_DRIVER]

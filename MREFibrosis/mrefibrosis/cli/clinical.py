@@ -115,13 +115,14 @@ def _measure_with_segmenter(args) -> int:
     preset = get_preset(args.preset)  # refuse a bad preset before loading the model
     settings = settings_from(args)
     # the model loads while the reading stack is imported (pydicom, scipy: half a second) and the
-    # exams are found and read
+    # exams are found and the first one read
     loading = segmenter_meanwhile(settings)
     options = read_options(args)
-    from ..pipeline import process_many
+    from ..pipeline import exam_built_early, process_many
     from ..reading.exam_loader import find_exams
 
     found = find_exams(args.study, options)
+    first = exam_built_early(found, options)
     seg = loading()
     # many exams: on a CPU, the runtime this machine measured faster for that much work (cached)
     chosen = settings.workload_runtime(sum(_slices_in(series) for _, series in found))
@@ -129,7 +130,7 @@ def _measure_with_segmenter(args) -> int:
         log.info("%d exams: %s measured faster here than %s; using it", len(found), chosen, seg.runtime)
         seg = segmenter(replace(settings, runtime=Runtime(chosen)))
     failed = 0
-    for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers, args.dicom, found=found):
+    for outcome in process_many(args.study, args.out, options, preset, seg, args.min_area, args.include_identifiers, args.dicom, found=found, first=first):
         if outcome.error:
             failed += 1
             print(f"error: exam {outcome.exam_key}: {outcome.error}", file=sys.stderr)
@@ -161,10 +162,12 @@ def cmd_segment(args) -> int:
     progress(0.0, "finding the exam and loading the model")
     loading = segmenter_meanwhile(settings_from(args))  # loads while the reading stack is imported
     options = read_options(args)
-    from ..pipeline import for_each_exam, segment_to_files
+    from ..pipeline import exam_built_early, for_each_exam, segment_to_files
     from ..reading.exam_loader import find_exams
 
     exams = find_exams(args.study, options)
+    progress(0.05, "reading the exam")
+    first = exam_built_early(exams, options)  # while the model loads
     progress(0.1, "loading the model")
     seg = loading()
     done = 0
@@ -174,7 +177,7 @@ def cmd_segment(args) -> int:
         return segment_to_files(exam, seg, target)
 
     failed = 0
-    for outcome in for_each_exam(exams, args.out, options, segment_and_write):
+    for outcome in for_each_exam(exams, args.out, options, segment_and_write, first):
         done += 1
         if outcome.error:
             failed += 1

@@ -114,13 +114,22 @@ def _share_finding(flag: str, share: float | None, warn: float, fail: float, wit
 
 
 def segmentation_findings(
-    exam: Exam, roi: np.ndarray, liver: np.ndarray | None, tta_agreement: float | None, settings: QcSettings = QcSettings()
+    exam: Exam,
+    roi: np.ndarray,
+    liver: np.ndarray | None,
+    tta_agreement: float | None,
+    settings: QcSettings = QcSettings(),
+    contact: np.ndarray | None = None,
 ) -> list[QcFinding]:
     """What a reader checks on an ROI: not right under the driver; for an automatic ROI also enough
     confident liver, an ROI not hugging the liver edge, and (with TTA) a prediction that does not
-    change when the image is moved by 3 % of its width."""
+    change when the image is moved by 3 % of its width. `contact`: the exam's `driver_contact` when
+    the segmenter already found it (each slice's patch depends on that slice alone)."""
     found = []
-    contact = driver_contact(exam, only=roi.any(axis=(1, 2))) if roi.any() else None
+    if not roi.any():
+        contact = None
+    elif contact is None:
+        contact = driver_contact(exam, only=roi.any(axis=(1, 2)))
     share = driver_share(exam, roi, contact, settings.driver_mm) if contact is not None else None
     found += _share_finding(
         FLAG_UNDER_DRIVER, share, settings.driver_share_warn, settings.driver_share_fail, f"{settings.driver_mm:g} mm of the driver", "under the driver"

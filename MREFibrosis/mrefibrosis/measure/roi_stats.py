@@ -197,11 +197,13 @@ def measure_roi(
     qc: QcSettings = QcSettings(),
     liver: np.ndarray | None = None,
     tta_agreement: float | None = None,
+    driver_contact: np.ndarray | None = None,
 ) -> Measurement:
     """Measure exam stiffness over a boolean ROI on the exam grid (slices, rows, columns).
 
     `liver` (a liver-aware segmenter's predicted liver) and `tta_agreement` add the reader's checks
     of an automatic ROI: enough confident liver, an ROI not only at the liver edge, a stable prediction.
+    `driver_contact`: the exam's driver contact patch when the segmenter found it (not found again).
     """
     roi = np.asarray(roi)
     if roi.shape != exam.stiffness_kpa.shape:
@@ -267,7 +269,7 @@ def measure_roi(
         flags.append(FLAG_DARK_LIVER)
         messages.append(dark)
         reason, status, reason_flag = dark, Status.INDETERMINATE, FLAG_DARK_LIVER
-    note(segmentation_findings(exam, usable, liver, tta_agreement, qc))
+    note(segmentation_findings(exam, usable, liver, tta_agreement, qc, driver_contact))
     stage = None
     if status is Status.OK:
         if exam.driver_frequency_hz is None:

@@ -147,6 +147,9 @@ class Segmentation:
     precision: str
     seconds: float
     liver: np.ndarray | None = None  # (slices, rows, columns) bool: the predicted liver (liver-aware models)
+    # the driver's contact patch (`measure.driver.driver_contact`) found for the ROI margins; None when
+    # not looked for. It depends on the exam only, so the measurement's driver check reuses it.
+    driver_contact: np.ndarray | None = None
 
 
 def drop_small_pieces(mask: np.ndarray, pixel_area_mm2: float, min_cm2: float) -> np.ndarray:
@@ -318,6 +321,7 @@ class Segmenter:
     def segment_many(self, exams: list[Exam], cancelled=None) -> list[Segmentation]:
         """`cancelled` (a callable) ends the run with SegmentationCancelled between slices; cancel()
         from another thread also ends the slice being computed (ONNX Runtime)."""
+        from ..measure.driver import driver_contact
         from .roi_margins import away_from_driver
 
         t0 = time.perf_counter()
@@ -325,12 +329,13 @@ class Segmenter:
         out = []
         for exam, p, pf in zip(exams, probs, second):
             agreement = None
-            away = away_from_driver(exam, self.margins.driver_mm)
+            contact = driver_contact(exam) if self.margins.driver_mm > 0 else None
+            away = away_from_driver(exam, self.margins.driver_mm, contact)
             if pf is not None:
                 agreement = dice(self.postprocess(exam, p, away)[0], self.postprocess(exam, pf, away)[0])
                 p = 0.5 * (p + pf)
             roi, liver = self.postprocess(exam, p, away)
-            out.append(Segmentation(roi, p[:, 0].astype(np.float32), agreement, self.device, self.precision, 0.0, liver))
+            out.append(Segmentation(roi, p[:, 0].astype(np.float32), agreement, self.device, self.precision, 0.0, liver, contact))
         dt = time.perf_counter() - t0
         for s in out:
             s.seconds = dt / max(1, len(out))

@@ -29,12 +29,15 @@ def pixel_spacing_mm(exam: Exam) -> tuple[float, float]:
     return (exam.geometry.row_spacing_mm, exam.geometry.column_spacing_mm)
 
 
-def away_from_driver(exam: Exam, driver_mm: float) -> np.ndarray:
+def away_from_driver(exam: Exam, driver_mm: float, contact: np.ndarray | None = None) -> np.ndarray:
     """(slices, rows, columns) bool: at least driver_mm from the driver's contact patch; everything
     on slices without a clear driver and on exams without wave images. It depends on the exam only,
-    so one exam's several passes (TTA) share it."""
+    so one exam's several passes (TTA) share it. `contact`: `driver_contact(exam)` when the caller
+    has it (it is found here otherwise)."""
     keep = np.ones(exam.valid.shape, bool)
-    contact = driver_contact(exam) if driver_mm > 0 else None
+    if driver_mm <= 0:
+        return keep
+    contact = driver_contact(exam) if contact is None else contact
     if contact is not None:
         for k in range(keep.shape[0]):
             if contact[k].any():

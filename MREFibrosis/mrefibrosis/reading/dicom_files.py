@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import struct
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
@@ -22,6 +22,7 @@ from pydicom.filereader import read_dataset, read_partial
 
 from ..errors import DicomReadError, MREFibrosisError, PixelDataError
 from .budget import BudgetLimits, current_budget
+from .lazy_header import as_quiet_header, quiet_header, quiet_pydicom
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
@@ -190,8 +191,7 @@ def _dcmread_located(path: Path, stop_before_pixels: bool) -> HeaderRead:
     location = None
     in_memory = size <= min(READ_WHOLE_BYTES, limit)  # one read, parsed in memory: the cap is the file's end
     try:
-        with open(path, "rb") as raw, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with open(path, "rb") as raw, quiet_pydicom():
             if in_memory:
                 source = fh = DicomBytesIO(raw.read(size))
                 source.name = raw.name
@@ -203,9 +203,8 @@ def _dcmread_located(path: Path, stop_before_pixels: bool) -> HeaderRead:
                 ds = read_partial(fh, stop_when=_stop_rule(stop_before_pixels), defer_size=defer, force=False)
                 if stop_before_pixels:  # pydicom leaves the file at the element it stopped at (the pixel
                     location = PixelLocation(source.tell(), size, mtime_ns)  # read checks that it is one)
-                # Touch the elements we rely on so that lazy parsing errors surface here.
                 _ = ds.file_meta.get("TransferSyntaxUID", None)
-                _ = [elem.tag for elem in ds]
+                _read_deferred(ds)
             finally:
                 if budget is not None:
                     budget.charge_bytes(size if in_memory else fh.bytes_read)
@@ -230,10 +229,17 @@ def _dcmread_located(path: Path, stop_before_pixels: bool) -> HeaderRead:
     if len(ds) == 0:
         raise DicomReadError(f"{path.name}: no data elements after the file meta header; the file is truncated, re-export it.")
     ds.filename = str(path)
-    # every value is converted: the dataset needs no file object, and must not keep the in-memory
+    # every value is in memory: the dataset needs no file object, and must not keep the in-memory
     # copy of a small file (pydicom holds the object it read from; a scan keeps thousands of headers)
     ds.buffer, ds.fileobj_type = None, open
-    return HeaderRead(ds, location)
+    return HeaderRead(as_quiet_header(ds), location)
+
+
+def _read_deferred(ds: Dataset) -> None:
+    """Reads now the values pydicom deferred (over DEFER_HEADER_VALUES_BYTES), while the file is
+    open: the dataset is then complete without it. The rest convert on first use (QuietHeader)."""
+    for tag in [tag for tag, elem in ds.items() if isinstance(elem, RawDataElement) and elem.value is None and elem.length]:
+        _ = ds[tag]
 
 
 def read_header(path: str | os.PathLike) -> Dataset:
@@ -358,8 +364,7 @@ def _with_pixel_data(path: Path, known: HeaderRead) -> FileDataset | None:
         group, element = struct.unpack("<HH" if little else ">HH", data[:4])
         if (group << 16 | element) not in PIXEL_DATA_TAGS:
             return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_pydicom():
             pixels = read_dataset(DicomBytesIO(data), implicit, little, stop_when=_stop_rule(False))
             _ = [elem.tag for elem in pixels]
     except Exception:  # whatever it is, the whole-file read reports it properly
@@ -368,9 +373,7 @@ def _with_pixel_data(path: Path, known: HeaderRead) -> FileDataset | None:
         return None
     elements = dict(header.items())
     elements.update(pixels.items())
-    ds = FileDataset(str(path), Dataset(elements), preamble=header.preamble, file_meta=meta, is_implicit_VR=implicit, is_little_endian=little)
-    ds.set_original_encoding(implicit, little, header.original_character_set)
-    return ds
+    return quiet_header(str(path), Dataset(elements), header, implicit, little)
 
 
 def decode_pixels(ds: Dataset, limits: PixelLimits = PixelLimits()) -> np.ndarray:
@@ -401,8 +404,7 @@ def decode_pixels(ds: Dataset, limits: PixelLimits = PixelLimits()) -> np.ndarra
     if compressed and not _decoder_available(ts_uid):
         raise PixelDataError(_missing_decoder_hint(ts_uid))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_pydicom():
             arr = ds.pixel_array
     except MemoryError:
         raise PixelDataError("pixel data too large to decode.") from None

@@ -1,0 +1,113 @@
+"""Header values convert on first use: nothing is converted that is not used, and a conversion
+neither warns nor logs (warnings may quote identifying values) and fails as a one-line read error."""
+
+import logging
+import pickle
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from mrefibrosis.errors import DicomReadError
+from mrefibrosis.reading.dicom_files import DEFER_HEADER_VALUES_BYTES, read_header
+from mrefibrosis.reading.lazy_header import quiet_pydicom
+
+BIRTH_DATE = (0x0010, 0x0030)
+SLICE_THICKNESS = (0x0018, 0x0050)
+ROWS = (0x0028, 0x0010)
+
+
+def _write(path: Path, big_private: bytes | None = None) -> Path:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.PatientName = "Doe^Jane"
+    ds.PatientBirthDate = "19700101"
+    ds.SliceThickness = "5"
+    if big_private is not None:
+        block = ds.private_block(0x0029, "MREFIBROSIS TEST", create=True)
+        block.add_new(0x10, "OB", big_private)
+    ds.Rows = 2
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _patch(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    path.write_bytes(data.replace(old, new))
+
+
+@pytest.fixture()
+def pydicom_records(caplog):
+    caplog.set_level(logging.DEBUG, logger="pydicom")
+    return caplog
+
+
+def test_values_are_converted_only_when_used(tmp_path):
+    header = read_header(_write(tmp_path / "a.dcm"))
+    assert isinstance(header.get_item(BIRTH_DATE), RawDataElement)
+    assert header.Rows == 2
+    assert isinstance(header.get_item(BIRTH_DATE), RawDataElement)  # Rows did not convert the rest
+    assert str(header.PatientBirthDate) == "19700101"
+
+
+def test_a_bad_value_converts_without_a_warning_or_a_log_record_quoting_it(tmp_path, pydicom_records):
+    path = _write(tmp_path / "a.dcm")
+    _patch(path, b"19700101", b"1970x101")  # a birth date pydicom calls invalid, quoting it
+    _patch(path, b"DS\x02\x005 ", b"DS\x02\x00ab")
+    header = read_header(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert str(header.PatientBirthDate) == "1970x101"
+        assert str(header.SliceThickness) == "ab"
+    assert [str(w.message) for w in caught] == []
+    assert not any("1970x101" in r.getMessage() or "ab" in r.getMessage() for r in pydicom_records.records)
+
+
+def test_a_value_that_cannot_be_converted_is_a_one_line_read_error_naming_the_file(tmp_path):
+    path = _write(tmp_path / "broken.dcm")
+    _patch(path, b"(\x00\x10\x00US\x02\x00\x02\x00", b"(\x00\x10\x00US\x03\x00\x02\x00\x00")  # US of 3 bytes
+    header = read_header(path)
+    assert str(header.PatientName) == "Doe^Jane"  # the rest of the header is usable
+    with pytest.raises(DicomReadError, match=r"^broken\.dcm: element \(0028,0010\) cannot be read .*re-export it\.$"):
+        header[ROWS]
+    with pytest.raises(DicomReadError):
+        _ = pickle.loads(pickle.dumps(header)).Rows  # a header sent to a child process keeps the behaviour
+
+
+def test_values_too_large_to_parse_at_once_are_in_the_header_without_the_file(tmp_path):
+    payload = bytes(range(256)) * (DEFER_HEADER_VALUES_BYTES // 256 + 8)
+    path = _write(tmp_path / "big.dcm", big_private=payload)
+    header = read_header(path)
+    path.unlink()  # a PACS worker removes what it read; the header must not go back to the file
+    assert header[(0x0029, 0x1010)].value == payload
+
+
+def test_only_the_reading_thread_is_muted(pydicom_records):
+    logger = logging.getLogger("pydicom")
+    inside, release = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with quiet_pydicom():
+            logger.warning("muted: from the reading thread")
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert inside.wait(5)
+    logger.warning("kept: another thread's record while the reader is quiet")
+    release.set()
+    thread.join(5)
+    logger.warning("kept: after the quiet block")
+    messages = [r.getMessage() for r in pydicom_records.records]
+    assert messages == ["kept: another thread's record while the reader is quiet", "kept: after the quiet block"]
