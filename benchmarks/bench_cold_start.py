@@ -72,8 +72,10 @@ def cold(label: str, argv: list[str], runs: int, target_s: float | None = None, 
 def stages(exams: list[Path], precision: str) -> None:
     """Where one exam's time goes in a warm process (ONNX Runtime), medians over the exams, and the
     network's achieved GFLOP/s (its FLOPs counted by torch when torch is installed)."""
+    from mrefibrosis.measure.driver import driver_contact
     from mrefibrosis.measure.roi_stats import measure_roi
     from mrefibrosis.model.inference import Segmenter
+    from mrefibrosis.model.roi_margins import away_from_driver
     from mrefibrosis.reading.exam_loader import read_exam
 
     seg = Segmenter(device="cpu", precision=precision, runtime="onnx")
@@ -85,10 +87,10 @@ def stages(exams: list[Path], precision: str) -> None:
         t1 = time.perf_counter()
         probs, _ = seg.probabilities([exam])
         t2 = time.perf_counter()
-        away = None
-        roi, liver = seg.postprocess(exam, probs[0], away)
+        contact = driver_contact(exam)  # as `Segmenter.segment_many` does: found once, used twice
+        roi, liver = seg.postprocess(exam, probs[0], away_from_driver(exam, seg.margins.driver_mm, contact))
         t3 = time.perf_counter()
-        measure_roi(exam, roi, liver=liver)
+        measure_roi(exam, roi, liver=liver, driver_contact=contact)
         t4 = time.perf_counter()
         read_s.append(t1 - t0)
         net_s.append(t2 - t1)
@@ -260,6 +262,9 @@ def main() -> None:
         cold("cold measure, torch bf16", [*mre, "measure", exam, "--out", out, "--runtime", "torch", "--device", "cpu"], args.runs, 1.5, 500)
         cold("cold measure, torch fp32", [*mre, "measure", exam, "--out", out, "--runtime", "torch", "--precision", "fp32", "--device", "cpu"], args.runs)
     cold("cold inspect", [*mre, "inspect", exam], args.runs, 0.6)
+    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "siemens-brain-mre-raw" / "dicom"
+    if real.is_dir():  # files nobody here made: a real scanner's headers hold many more elements
+        cold("cold inspect, real Siemens series (48 files)", [*mre, "inspect", str(real)], args.runs)
     cold("cold measure --roi (no model)", [*mre, "measure", exam, "--roi", roi, "--out", out], args.runs)
     for runtime, precision in (("onnx", "fp32"), ("onnx", "int8"), ("torch", "bf16")) if have_torch else (("onnx", "fp32"), ("onnx", "int8")):
         try:
