@@ -313,6 +313,22 @@ def test_a_large_cpu_workload_takes_the_runtime_measured_faster_here_once(tiny_p
     assert settings.build(expected_slices=10_000).runtime == runtime
 
 
+@pytest.mark.parametrize("given, threads", [("1", 1), ("3", 3), ("four", 0), (None, 0)])
+def test_onnx_threads_follow_the_cpu_share_the_process_was_given(given, threads, monkeypatch):
+    """Ray gives each batch worker OMP_NUM_THREADS = its CPUs, and torch follows it; ONNX Runtime
+    took every core in every worker (a 100-exam batch on 2 cores: 51.0 s, 48.3 s with the share).
+    0: ONNX Runtime's own default (all cores), also for a value that is not a count."""
+    pytest.importorskip("onnxruntime")
+    from mrefibrosis.model.onnx_runtime import OnnxNetwork
+
+    if given is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", given)
+    net = OnnxNetwork(load_model_file(DEFAULT_MODEL), SHIPPED_GRAPH)
+    assert net.session.get_session_options().intra_op_num_threads == threads
+
+
 def test_cancel_ends_a_running_onnx_segmentation(tiny_pair):
     from mrefibrosis.model.onnx_runtime import OnnxNetwork
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,17 @@ from .runtime_errors import ModelUnavailableError, SegmentationCancelled
 
 def onnxruntime_installed() -> bool:
     return installed("onnxruntime")
+
+
+def cpu_share() -> int | None:
+    """The CPU threads this process was given, as compute libraries agree to be told: OMP_NUM_THREADS
+    (Ray sets it to a worker's CPUs, and torch follows it; ONNX Runtime does not by itself, so each of
+    a batch's workers ran as many threads as the machine has cores). None: the runtime's default."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", "").strip())
+    except ValueError:
+        return None
+    return n if n >= 1 else None
 
 
 class OnnxNetwork:
@@ -69,6 +81,7 @@ class OnnxNetwork:
         # 15 % faster convolutions; measured on 4 slices, the start-up and the peak matter more
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.log_severity_level = 3
+        threads = threads or cpu_share()
         if threads:
             options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle ORT threads must not take the core reading the exam
