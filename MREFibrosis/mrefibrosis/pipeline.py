@@ -72,6 +72,8 @@ def process_exam(
     elif isinstance(segmenter, ExamSegmenter):
         seg = segmenter.segment(exam)
         roi, liver, tta, contact = seg.roi, seg.liver, seg.tta_agreement, getattr(seg, "driver_contact", None)
+        if contact is not None and np.shape(contact) != exam.valid.shape:  # a plug-in's: found again
+            contact = None
         model, source = segmenter.identity(exam), RoiSource(RoiKind.AUTOMATIC)
     elif segmenter is not None:
         roi, source = np.asarray(segmenter(exam), dtype=bool), RoiSource(RoiKind.AUTOMATIC)
@@ -124,16 +126,19 @@ def exam_built_early(exams: list, options: ReadOptions) -> Callable[[], Exam] | 
     from .errors import MREFibrosisError
     from .reading.exam_loader import build_exam
 
+    held: list = []
     try:
-        exam = build_exam(*exams[0], options)
+        held.append(build_exam(*exams[0], options))
     except MREFibrosisError as exc:
-        error = exc
+        held.append(exc.with_traceback(None))  # its frames would keep the half-read exam's arrays
 
-        def raise_it() -> Exam:
-            raise error
+    def take() -> Exam:  # once: the run does not keep the first exam to its end
+        found = held.pop()
+        if isinstance(found, MREFibrosisError):
+            raise found
+        return found
 
-        return raise_it
-    return lambda: exam
+    return take
 
 
 def process_many(

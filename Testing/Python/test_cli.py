@@ -198,6 +198,19 @@ def test_a_first_exam_read_while_the_model_loads_fails_in_its_turn(tmp_path):
     assert code == 2 and err.count(f"error: exam {broken}") == 1 and (tmp_path / "seg" / good / "roi.seg.nrrd").exists()
     code, _, err = run_cli("measure", tmp_path / "exams", "--out", tmp_path / "out2", "--model", tmp_path / "missing.mrefmodel")
     assert code != 0 and err.startswith("error: model file") and len(err.strip().splitlines()) == 1
+    # a model that loads on the thread and fails there (its bytes changed, its SHA256SUMS did not)
+    import shutil
+
+    from mrefibrosis.model.inference import DEFAULT_MODEL
+
+    changed = tmp_path / "model" / DEFAULT_MODEL.name
+    shutil.copytree(DEFAULT_MODEL.parent, changed.parent)
+    data = bytearray(changed.read_bytes())
+    data[-100] ^= 0xFF
+    changed.write_bytes(bytes(data))
+    code, _, err = run_cli("measure", tmp_path / "exams", "--out", tmp_path / "out3", "--model", changed, "--runtime", "onnx")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "error: exam" not in err, err
+    assert "checksum" in err.lower() or "sha" in err.lower(), err
 
 
 def test_the_first_exam_is_read_before_the_model_is_waited_for(tmp_path, ge_exam, monkeypatch):

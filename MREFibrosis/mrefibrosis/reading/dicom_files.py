@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
@@ -25,6 +26,24 @@ from .budget import BudgetLimits, current_budget
 from .lazy_header import as_quiet_header, quiet_header, quiet_pydicom
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+# The elements the reader relies on (scan, classification, geometry, units, pixel decoding, the
+# identifiers results may carry) are converted when the file is read: a damaged one rejects the file
+# at the scan, which counts it and uses the rest of its series. The rest of a header (a real
+# scanner's hundred-odd elements, most never used) converts when first used (`lazy_header`).
+CONVERTED_AT_READ = frozenset(
+    tag_for_keyword(keyword)
+    for keyword in (
+        "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID", "StudyDate", "StudyTime", "AccessionNumber",
+        "Modality", "Manufacturer", "SeriesDescription", "PatientName", "PatientID", "PatientBirthDate", "SequenceName",
+        "SliceThickness", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "InstanceNumber", "ImagePositionPatient",
+        "ImageOrientationPatient", "FrameOfReferenceUID", "ImageComments", "SamplesPerPixel", "PhotometricInterpretation",
+        "NumberOfFrames", "Rows", "Columns", "PixelSpacing", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+        "PlanarConfiguration", "WindowCenter", "WindowWidth", "RescaleIntercept", "RescaleSlope", "RescaleType",
+        "ComplexImageComponent", "RealWorldValueMappingSequence", "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence", "ReferencedSeriesSequence",
+    )
+)  # fmt: skip
 
 # Caps checked before pixel data are decoded; MRE images are 256 x 256, so these are generous.
 MAX_ROWS_OR_COLUMNS = 4096
@@ -204,7 +223,7 @@ def _dcmread_located(path: Path, stop_before_pixels: bool) -> HeaderRead:
                 if stop_before_pixels:  # pydicom leaves the file at the element it stopped at (the pixel
                     location = PixelLocation(source.tell(), size, mtime_ns)  # read checks that it is one)
                 _ = ds.file_meta.get("TransferSyntaxUID", None)
-                _read_deferred(ds)
+                _convert_at_read(ds)
             finally:
                 if budget is not None:
                     budget.charge_bytes(size if in_memory else fh.bytes_read)
@@ -235,10 +254,12 @@ def _dcmread_located(path: Path, stop_before_pixels: bool) -> HeaderRead:
     return HeaderRead(as_quiet_header(ds), location)
 
 
-def _read_deferred(ds: Dataset) -> None:
-    """Reads now the values pydicom deferred (over DEFER_HEADER_VALUES_BYTES), while the file is
-    open: the dataset is then complete without it. The rest convert on first use (QuietHeader)."""
-    for tag in [tag for tag, elem in ds.items() if isinstance(elem, RawDataElement) and elem.value is None and elem.length]:
+def _convert_at_read(ds: Dataset) -> None:
+    """Converts now the elements the reader relies on (CONVERTED_AT_READ: a damaged one fails the
+    read), and reads the values pydicom deferred (over DEFER_HEADER_VALUES_BYTES) while the file is
+    open, so that the dataset is complete without it. The rest convert on first use (QuietHeader)."""
+    deferred = [tag for tag, elem in ds.items() if isinstance(elem, RawDataElement) and elem.value is None and elem.length]
+    for tag in CONVERTED_AT_READ.intersection(ds.keys()).union(deferred):
         _ = ds[tag]
 
 
@@ -406,6 +427,8 @@ def decode_pixels(ds: Dataset, limits: PixelLimits = PixelLimits()) -> np.ndarra
     try:
         with quiet_pydicom():
             arr = ds.pixel_array
+    except MREFibrosisError:  # an element the decoder read could not be converted: its own line
+        raise
     except MemoryError:
         raise PixelDataError("pixel data too large to decode.") from None
     except Exception as exc:
