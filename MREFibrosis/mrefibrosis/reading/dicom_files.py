@@ -191,7 +191,8 @@ class PixelLocation:
 
 @dataclass(frozen=True)
 class HeaderRead:
-    """A file's header (all elements before the pixel data, converted) and where its pixels begin."""
+    """A file's header (all elements before the pixel data; those in CONVERTED_AT_READ converted, the
+    rest on first use) and where its pixels begin."""
 
     header: Dataset
     pixels: PixelLocation | None

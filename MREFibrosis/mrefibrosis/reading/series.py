@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from ..errors import DicomReadError, ExamNotFoundError
 from .dicom_files import HeaderRead, is_dicomdir, read_header_located
 
-# headers a scan keeps for the pixel reads (about 36 KB each, so at most about 75 MB): an exam has
+# headers a scan keeps for the pixel reads (at most about 36 KB each, so at most about 75 MB): an exam has
 # 20-200 files, a whole study folder may have thousands; past this the pixel read parses the header again
 MAX_HEADERS_KEPT = 2048
 GE_MRE_PRIVATE = (0x0019, 0x109C)  # "MR-Touch" on GE raw MRE series
